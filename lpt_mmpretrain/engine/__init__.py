@@ -1,0 +1,3 @@
+from .checkpoint import *  # noqa: F401,F403
+from .dist import *  # noqa: F401,F403
+from .hooks import *  # noqa: F401,F403

@@ -1,0 +1,1 @@
+from .long_tail_accuracy import *  # noqa: F401,F403

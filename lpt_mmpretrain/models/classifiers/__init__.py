@@ -1,0 +1,1 @@
+from .lpt_classifier import *  # noqa: F401,F403

@@ -1,0 +1,1 @@
+from .asymmetric_gcl_loss import *  # noqa: F401,F403

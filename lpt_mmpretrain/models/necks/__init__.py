@@ -1,0 +1,1 @@
+from .prompt_pool_neck import *  # noqa: F401,F403

@@ -1,0 +1,41 @@
+from setuptools import find_packages, setup
+
+
+def get_version():
+    scope = {}
+    with open('lpt_mmpretrain/version.py') as f:
+        exec(f.read(), scope)
+    return scope['__version__']
+
+
+with open('README.md', encoding='utf-8') as f:
+    long_description = f.read()
+
+setup(
+    name='lpt_mmpretrain',
+    version=get_version(),
+    description='Long-tailed Prompt Tuning (LPT, ICLR 2023) as an '
+    'MMPretrain plugin',
+    long_description=long_description,
+    long_description_content_type='text/markdown',
+    packages=find_packages(exclude=('configs', 'tools', 'tests', 'docs')),
+    python_requires='>=3.8',
+    install_requires=[
+        'torch>=1.13',
+        'torchvision',
+        'mmpretrain>=1.2.0,<1.3.0',
+        'mmengine>=0.10.7,<1.0.0',
+        # mmcv-lite is enough (no compiled ops are used); a full
+        # ``mmcv>=2.0,<2.4`` satisfies the same imports, see README.
+        'mmcv-lite>=2.0.0,<2.4.0',
+        'timm',
+        'numpy',
+        'scikit-learn',
+        'matplotlib',
+    ],
+    extras_require={
+        'tests': ['pytest', 'pytest-timeout'],
+    },
+    license='Apache License 2.0',
+    zip_safe=False,
+)
