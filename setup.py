@@ -1,6 +1,20 @@
 from setuptools import find_packages, setup
 
 
+def mmcv_requirement():
+    """Keep a full mmcv when one is installed, else ask for mmcv-lite.
+
+    Both install the `mmcv` package; asking for mmcv-lite on top of a
+    compiled mmcv would overwrite it.
+    """
+    try:
+        from importlib.metadata import PackageNotFoundError, version
+        version('mmcv')
+        return 'mmcv>=2.0.0,<2.4.0'
+    except PackageNotFoundError:
+        return 'mmcv-lite>=2.0.0,<2.4.0'
+
+
 def get_version():
     scope = {}
     with open('lpt_mmpretrain/version.py') as f:
@@ -26,8 +40,8 @@ setup(
         'mmpretrain>=1.2.0,<1.3.0',
         'mmengine>=0.10.7,<1.0.0',
         # mmcv-lite is enough (no compiled ops are used); a full
-        # ``mmcv>=2.0,<2.4`` satisfies the same imports, see README.
-        'mmcv-lite>=2.0.0,<2.4.0',
+        # ``mmcv>=2.0,<2.4`` installed first is kept, see README.
+        mmcv_requirement(),
         'timm',
         'numpy',
         'scikit-learn',

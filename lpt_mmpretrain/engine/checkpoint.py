@@ -1,0 +1,230 @@
+"""Safe checkpoint loading (``weights_only=True``) and atomic saving.
+
+Importing this module (done by ``import lpt_mmpretrain``):
+
+- allow-lists, for ``torch.load(weights_only=True)``, exactly the non-tensor
+  types MMEngine 0.10.7 writes into a training checkpoint (see
+  :func:`register_safe_globals`), so ``--resume`` works under torch >= 2.6;
+- replaces MMEngine's local-file checkpoint loader by
+  :func:`load_from_safe_local`, which always loads with ``weights_only=True``
+  and explains a refused file;
+- registers the file backend ``'atomic_local'`` (:class:`AtomicLocalBackend`);
+  configs select it for checkpoints with
+  ``default_hooks.checkpoint.backend_args=dict(backend='atomic_local')``.
+"""
+import contextlib
+import os
+import os.path as osp
+import pickle
+import re
+import uuid
+from pathlib import Path
+from typing import Any, BinaryIO, Callable, Iterator, Optional, Union
+
+import mmengine
+import numpy as np
+import torch
+from mmengine.fileio import LocalBackend, register_backend
+from mmengine.logging.history_buffer import HistoryBuffer
+from mmengine.runner import CheckpointLoader
+
+__all__ = [
+    'register_safe_globals', 'load_from_safe_local', 'AtomicLocalBackend',
+    'atomic_torch_save'
+]
+
+# Statistics methods that ``HistoryBuffer.__getstate__`` pickles; MMEngine
+# registers these four by default (HistoryBuffer._set_default_statistics).
+_HISTORY_BUFFER_METHODS = ('min', 'max', 'current', 'mean')
+
+
+def _history_buffer_getattr(obj: Any, name: str) -> Callable:
+    """A ``getattr`` that only returns HistoryBuffer's statistics methods.
+
+    ``HistoryBuffer`` pickles its statistics methods, which Python writes as
+    ``builtins.getattr(HistoryBuffer, 'min')``. Allow-listing the real
+    ``getattr`` would let a file reach any attribute of any allowed object
+    (and from there arbitrary code), so this stand-in is registered under
+    that name instead.
+    """
+    if obj is HistoryBuffer and name in _HISTORY_BUFFER_METHODS:
+        return getattr(HistoryBuffer, name)
+    raise pickle.UnpicklingError(
+        f'Refused `getattr({obj!r}, {name!r})`: a checkpoint may only look '
+        f'up the statistics methods {_HISTORY_BUFFER_METHODS} of '
+        'mmengine.logging.history_buffer.HistoryBuffer.')
+
+
+def _safe_globals() -> list:
+    """The allow-list: what MMEngine 0.10.7 + MMPretrain 1.2.0 put into a
+    training checkpoint besides tensors and plain Python containers."""
+    try:
+        from numpy._core import multiarray
+    except ImportError:  # numpy < 2
+        from numpy.core import multiarray
+    return [
+        # MessageHub.state_dict()['log_scalars']: HistoryBuffer objects that
+        # hold numpy arrays and pickle their statistics methods.
+        HistoryBuffer,
+        (_history_buffer_getattr, 'builtins.getattr'),
+        # numpy arrays, scalars (e.g. runtime_info['eta'], metric values)
+        # and the dtypes they carry.
+        np.ndarray,
+        np.dtype,
+        np.dtypes.Float64DType,  # HistoryBuffer of float values
+        np.dtypes.Int64DType,  # HistoryBuffer counts / int values
+        # metric values may be numpy scalars of these types
+        np.dtypes.Float32DType,
+        np.dtypes.Int32DType,
+        np.dtypes.BoolDType,
+        # under the names numpy >= 2 and numpy 1.x write, so checkpoints from
+        # either environment load
+        (multiarray._reconstruct, 'numpy._core.multiarray._reconstruct'),
+        (multiarray._reconstruct, 'numpy.core.multiarray._reconstruct'),
+        (multiarray.scalar, 'numpy._core.multiarray.scalar'),
+        (multiarray.scalar, 'numpy.core.multiarray.scalar'),
+    ]
+
+
+def register_safe_globals() -> None:
+    """Allow-list the non-tensor types of MMEngine training checkpoints for
+    ``torch.load(weights_only=True)``.
+
+    Never loads with ``weights_only=False``: a type outside this list is
+    refused. Idempotent; called when ``lpt_mmpretrain.engine`` is imported.
+    """
+    torch.serialization.add_safe_globals(_safe_globals())
+
+
+def _refused_name(message: str) -> str:
+    """The global that ``torch.load(weights_only=True)`` refused, as far as
+    its message names it."""
+    for pattern in (r'GLOBAL (\S+) was not an allowed global',
+                    r'GLOBAL (\S+) whose module', r"but got <class '([^']+)'>",
+                    r'unrecognized function (.+?)(?: which belongs|\n|$)',
+                    r'(Refused `getattr\(.*?\)`)'):
+        match = re.search(pattern, message)
+        if match:
+            return match.group(1)
+    return 'an object of a type that is not allow-listed'
+
+
+def load_from_safe_local(filename: str,
+                         map_location: Optional[Any] = None) -> Any:
+    """Load a local checkpoint with ``torch.load(weights_only=True)``.
+
+    Registered as MMEngine's loader for local paths (the ``''`` scheme of
+    ``mmengine.runner.CheckpointLoader``), so ``load_from``, ``resume`` and
+    ``load_checkpoint`` all use it.
+
+    Args:
+        filename (str): Local checkpoint path (``~`` is expanded).
+        map_location (optional): Same as in :func:`torch.load`.
+            Defaults to None.
+
+    Returns:
+        The loaded checkpoint.
+    """
+    filename = osp.expanduser(filename)
+    if not osp.isfile(filename):
+        raise FileNotFoundError(f'{filename} can not be found.')
+    try:
+        return torch.load(
+            filename, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as e:
+        name = _refused_name(str(e))
+        raise pickle.UnpicklingError(
+            f'Refused to load the checkpoint {filename}: it holds a pickled '
+            f'object that is not allow-listed ({name}), and loading it could '
+            'run arbitrary code. If you made this file yourself and trust '
+            'it, load it once with `torch.load(path, weights_only=False)` '
+            "and re-save only its tensors (e.g. its 'state_dict'), or "
+            'allow-list the type with '
+            '`torch.serialization.add_safe_globals([...])`.\n'
+            f'torch said: {e}') from e
+
+
+@contextlib.contextmanager
+def _atomic_open(filepath: Union[str, Path]) -> Iterator[BinaryIO]:
+    """Open a temporary file next to ``filepath`` for binary writing; on
+    success it is flushed, synced to disk and moved onto ``filepath`` in one
+    step, on any error it is removed and ``filepath`` is left untouched."""
+    filepath = os.fspath(filepath)
+    dirname = osp.dirname(osp.abspath(filepath))
+    mmengine.mkdir_or_exist(dirname)
+    tmp_path = osp.join(
+        dirname,
+        f'.{osp.basename(filepath)}.{os.getpid()}.{uuid.uuid4().hex}.tmp')
+    # O_EXCL: never write into somebody else's file; mode 0o666 minus the
+    # umask gives the permissions a plain open() would.
+    fd = os.open(tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        with os.fdopen(fd, 'wb') as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp_path, filepath)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(tmp_path)
+        raise
+    # Persist the rename itself (POSIX); not possible on every platform.
+    with contextlib.suppress(OSError, AttributeError):
+        dir_fd = os.open(dirname, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+
+@register_backend('atomic_local', force=True)
+class AtomicLocalBackend(LocalBackend):
+    """Local file backend whose writes are atomic.
+
+    ``put`` and ``put_text`` write to a temporary file in the target's
+    directory, flush and fsync it, then ``os.replace`` it onto the target, so
+    an error while writing never leaves a truncated file in place of the last
+    good one. Reading and everything else is :class:`LocalBackend`'s.
+
+    Select it for checkpoints with
+    ``default_hooks.checkpoint.backend_args=dict(backend='atomic_local')``.
+    """
+
+    def put(self, obj: bytes, filepath: Union[str, Path]) -> None:
+        """Atomically write bytes to ``filepath``.
+
+        Args:
+            obj (bytes): Data to be written.
+            filepath (str or Path): Path to write data.
+        """
+        with _atomic_open(filepath) as f:
+            f.write(obj)
+
+    def put_text(self,
+                 obj: str,
+                 filepath: Union[str, Path],
+                 encoding: str = 'utf-8') -> None:
+        """Atomically write text to ``filepath``.
+
+        Args:
+            obj (str): Text to be written.
+            filepath (str or Path): Path to write data.
+            encoding (str): Text encoding. Defaults to 'utf-8'.
+        """
+        self.put(obj.encode(encoding), filepath)
+
+
+def atomic_torch_save(obj: Any, path: Union[str, Path]) -> None:
+    """``torch.save(obj, path)``, atomically (see :class:`AtomicLocalBackend`).
+
+    Args:
+        obj: The object to save.
+        path (str or Path): Destination file.
+    """
+    with _atomic_open(path) as f:
+        torch.save(obj, f)
+
+
+register_safe_globals()
+CheckpointLoader.register_scheme(
+    prefixes='', loader=load_from_safe_local, force=True)

@@ -1,1 +1,2 @@
 from .dual_stream import *  # noqa: F401,F403
+from .timm_convert import *  # noqa: F401,F403

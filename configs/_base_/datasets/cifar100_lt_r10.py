@@ -1,0 +1,7 @@
+# CIFAR-100-LT, imbalance ratio rho = 10; see cifar100_lt_r100.py.
+_base_ = ['./cifar100_lt_r100.py']
+
+imbalance_ratio = 10
+train_dataloader = dict(dataset=dict(imbalance_ratio=imbalance_ratio))
+val_dataloader = dict(dataset=dict(imbalance_ratio=imbalance_ratio))
+test_dataloader = val_dataloader

@@ -1,0 +1,45 @@
+# Runtime settings shared by every lpt_mmpretrain config.
+default_scope = 'mmpretrain'
+custom_imports = dict(imports=['lpt_mmpretrain'], allow_failed_imports=False)
+
+default_hooks = dict(
+    timer=dict(type='IterTimerHook'),
+    logger=dict(type='LoggerHook', interval=100),
+    param_scheduler=dict(type='ParamSchedulerHook'),
+    # `atomic_local` writes to a temporary file and renames it, so a failed
+    # write never replaces the last good checkpoint with a truncated one.
+    checkpoint=dict(
+        type='CheckpointHook',
+        interval=1,
+        max_keep_ckpts=3,
+        backend_args=dict(backend='atomic_local')),
+    sampler_seed=dict(type='DistSamplerSeedHook'),
+    visualization=dict(type='VisualizationHook', enable=False),
+)
+
+custom_hooks = [
+    # Class counts of the training set for AsymmetricGCLLoss(cls_num_list=None).
+    dict(type='ClassCountsHook'),
+    # Weight of the instance-balanced stream, max(0, 0.5 * (E - e) / E).
+    dict(type='DualStreamScheduleHook'),
+    # Random state as a function of (seed, step, rank): exact resume.
+    dict(type='IterSeedHook'),
+    # Prompt-only checkpoints (prompts, pool, keys, head) next to full ones.
+    # Models whose backbone trains (e.g. ResNet baselines) drop this hook.
+    dict(type='PromptCheckpointHook'),
+]
+
+env_cfg = dict(
+    cudnn_benchmark=False,
+    mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
+    # On machines without a GPU our tools switch nccl to gloo.
+    dist_cfg=dict(backend='nccl'),
+)
+
+vis_backends = [dict(type='LocalVisBackend')]
+visualizer = dict(type='UniversalVisualizer', vis_backends=vis_backends)
+
+log_level = 'INFO'
+load_from = None
+resume = False
+randomness = dict(seed=0, deterministic=False)

@@ -1,0 +1,10 @@
+# LPT phase 1 on ImageNet-LT: shared prompt + cosine head on a frozen ViT-B/16
+# (IN-21k), trained with A-GCL on both sampling streams (LPT_SPEC.md).
+_base_ = [
+    '../_base_/models/lpt_vit_b16_in21k.py',
+    '../_base_/datasets/imagenet_lt.py',
+    '../_base_/schedules/lpt_sgd_90e.py',
+    '../_base_/default_runtime.py',
+]
+
+model = dict(head=dict(num_classes=1000))
