@@ -34,7 +34,7 @@ train_dataloader = dict(
     # a plain balanced split: no dual sampling here
     sampler=dict(_delete_=True, type='DefaultSampler', shuffle=True),
 )
-val_evaluator = dict(type='Accuracy', topk=(1, ))
+val_evaluator = dict(_delete_=True, type='Accuracy', topk=(1, ))
 test_evaluator = val_evaluator
 
 max_epochs = 30

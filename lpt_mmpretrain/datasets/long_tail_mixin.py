@@ -1,0 +1,158 @@
+"""Shared behaviour of the long-tailed data sets.
+
+Every long-tailed data set of this package stores the per-class **training**
+counts in its metainfo (``metainfo['cls_num_list']``, whatever its split) and
+accepts the ``(index, stream)`` indices of ``DualClassBalancedSampler``.
+"""
+import numbers
+from typing import List, Sequence, Tuple, Union
+
+from lpt_mmpretrain.models.utils.dual_stream import (STREAM_CB, STREAM_IB,
+                                                     STREAM_KEY)
+
+__all__ = ['LongTailMixin', 'exponential_profile']
+
+
+def exponential_profile(img_max: float, num_classes: int,
+                        imbalance_ratio: float) -> List[int]:
+    """Per-class image counts of an exponential long-tailed profile.
+
+    ``n_i = int(img_max * (1 / imbalance_ratio) ** (i / (num_classes - 1)))``
+    for ``i = 0 .. num_classes - 1`` (the LDAM-DRW recipe used by
+    CIFAR-100-LT): class 0 is the head, the last class the tail.
+
+    Args:
+        img_max (float): Number of images of the head class (before
+            ``int``).
+        num_classes (int): Number of classes.
+        imbalance_ratio (float): Ratio ``rho`` between the head and the
+            tail class counts, at least 1.
+
+    Returns:
+        List[int]: The counts, in label order.
+    """
+    if num_classes < 1:
+        raise ValueError(f'num_classes must be >= 1, got {num_classes}.')
+    if imbalance_ratio < 1:
+        raise ValueError(
+            'imbalance_ratio must be >= 1 (head count / tail count), got '
+            f'{imbalance_ratio}. Use e.g. 100, 50 or 10 for CIFAR-100-LT.')
+    if num_classes == 1:
+        return [int(img_max)]
+    factor = 1. / imbalance_ratio
+    return [
+        int(img_max * factor**(i / (num_classes - 1.)))
+        for i in range(num_classes)
+    ]
+
+
+class LongTailMixin:
+    """Mixin of the long-tailed data sets (put it before ``BaseDataset``).
+
+    - The data set calls :meth:`_set_cls_num_list` while loading its data
+      list with the per-class counts of the **training** split; they land in
+      ``metainfo['cls_num_list']`` (a list of ints in label order), where
+      ``LongTailAccuracy`` and ``ClassCountsHook`` read them. A class without
+      training images is refused at build time.
+    - ``__getitem__`` accepts an int, or an ``(index, stream)`` tuple from
+      ``DualClassBalancedSampler``: sample ``index`` is prepared as usual and
+      its ``data_samples`` metainfo gets ``sampling_stream = stream``.
+
+    The ``cls_num_list`` of a data set built with ``indices`` or
+    ``filter_cfg`` stays the counts of the full training split.
+    """
+
+    #: ``DualClassBalancedSampler`` refuses data sets without this flag.
+    accepts_stream_index: bool = True
+
+    @property
+    def cls_num_list(self) -> List[int]:
+        """List[int]: Number of training images of every class, in label
+        order."""
+        if not self._fully_initialized:
+            self.full_init()
+        return list(self._metainfo['cls_num_list'])
+
+    def full_init(self) -> None:
+        """Load the data list, then check that the training counts were
+        set."""
+        if self._fully_initialized:
+            return
+        super().full_init()
+        if 'cls_num_list' not in self._metainfo:
+            raise RuntimeError(
+                f'{type(self).__name__}.load_data_list() must call '
+                '`self._set_cls_num_list(counts)` with the per-class training '
+                'counts (LongTailMixin contract).')
+
+    def _set_cls_num_list(self,
+                          counts: Sequence[int],
+                          source: str = 'the training split') -> None:
+        """Validate the per-class training counts and store them in the
+        metainfo.
+
+        Args:
+            counts (Sequence[int]): Training images per class, label order.
+            source (str): Where the counts come from, for error messages.
+                Defaults to 'the training split'.
+        """
+        counts = [int(c) for c in counts]
+        classes = self._metainfo.get('classes')
+        if classes is not None and len(classes) != len(counts):
+            raise ValueError(
+                f'{type(self).__name__}: {len(classes)} class names are given '
+                f'but {source} defines {len(counts)} classes. Give one name '
+                'per class (`classes=`), in label order.')
+        empty = [i for i, c in enumerate(counts) if c <= 0]
+        if empty:
+            shown = ', '.join(
+                str(i) if classes is None else f'{i} ({classes[i]!r})'
+                for i in empty[:5])
+            more = ', ...' if len(empty) > 5 else ''
+            raise ValueError(
+                f'{type(self).__name__}: {len(empty)} of {len(counts)} '
+                f'classes have no training image in {source}: class '
+                f'{shown}{more}. Long-tailed training needs at least one '
+                'training image per class (the class counts enter log n_j '
+                'of the A-GCL loss); fix the training annotation, or lower '
+                'the imbalance ratio / number of classes so that every class '
+                'keeps an image.')
+        self._metainfo['cls_num_list'] = counts
+
+    def __getitem__(self, idx: Union[int, Tuple[int, int]]) -> dict:
+        """Prepare a sample, optionally recording its sampling stream.
+
+        Args:
+            idx (int | Tuple[int, int]): A data index, or ``(index, stream)``
+                with ``stream`` 0 (class-balanced) or 1 (instance-balanced)
+                as yielded by ``DualClassBalancedSampler``.
+
+        Returns:
+            dict: The pipeline output; with a tuple index, its
+            ``data_samples`` carries the stream in the metainfo field
+            ``sampling_stream``.
+        """
+        if not isinstance(idx, tuple):
+            return super().__getitem__(idx)
+        if len(idx) != 2:
+            raise ValueError(
+                f'{type(self).__name__} got the index {idx!r}; a tuple index '
+                'must be (index, stream) as yielded by '
+                'DualClassBalancedSampler.')
+        index, stream = idx
+        valid = isinstance(
+            stream, numbers.Integral) and int(stream) in (STREAM_CB, STREAM_IB)
+        if not valid:
+            raise ValueError(
+                f'{type(self).__name__} got the stream {stream!r} in index '
+                f'{idx!r}; expected {STREAM_CB} (class-balanced) or '
+                f'{STREAM_IB} (instance-balanced).')
+        data = super().__getitem__(int(index))
+        if not isinstance(data, dict) or data.get('data_samples') is None:
+            raise KeyError(
+                f'{type(self).__name__}: the pipeline output of sample '
+                f'{index} has no `data_samples`, so its sampling stream '
+                'cannot be recorded. End the pipeline with '
+                "dict(type='PackInputs') when using DualClassBalancedSampler.")
+        data['data_samples'].set_metainfo({STREAM_KEY: int(stream)})
+        return data

@@ -1,0 +1,188 @@
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+import torch
+from mmengine.evaluator import BaseMetric
+from mmengine.logging import print_log
+
+from mmpretrain.registry import METRICS
+
+__all__ = ['LongTailAccuracy']
+
+
+def _to_int(value) -> int:
+    """A label stored as an int, a 1-element tensor or array."""
+    if isinstance(value, (torch.Tensor, np.ndarray)):
+        flat = value.reshape(-1)
+        if len(flat) != 1:
+            raise ValueError(
+                'LongTailAccuracy expects one label per sample, got '
+                f'{value!r}; it handles single-label classification only.')
+        return int(flat[0])
+    return int(value)
+
+
+@METRICS.register_module()
+class LongTailAccuracy(BaseMetric):
+    """Top-1 accuracy overall, per class and per shot group.
+
+    Classes are grouped by their number of **training** images ``n``
+    (``cls_num_list``, else the evaluated data set's
+    ``metainfo['cls_num_list']``):
+
+    - ``few_inclusive=False`` (the papers' convention): many ``n > many``,
+      medium ``few <= n <= many``, few ``n < few``;
+    - ``few_inclusive=True`` (the official LPT evaluation): many
+      ``n > many``, medium ``few < n <= many``, few ``n <= few``.
+
+    Results (percent, 0-100): ``top1`` over all samples, ``class_mean`` the
+    mean of the per-class accuracies of the classes present in the evaluated
+    set, and ``many`` / ``medium`` / ``few`` the mean per-class accuracy of
+    the present classes of each group. A group without any present class is
+    left out of the results, with a logged note.
+
+    Args:
+        many_shot_thr (int): Classes with more training images are
+            many-shot. Defaults to 100.
+        few_shot_thr (int): Few-shot threshold, see ``few_inclusive``.
+            Defaults to 20.
+        few_inclusive (bool): Whether a class with exactly ``few_shot_thr``
+            training images is few-shot (official LPT) rather than
+            medium-shot (papers). Defaults to False.
+        cls_num_list (Sequence[int], optional): Training images per class,
+            label order. Defaults to None: read from ``dataset_meta``.
+        collect_device (str): Device used to collect results across ranks,
+            'cpu' or 'gpu'. Defaults to 'cpu'.
+        prefix (str, optional): Prefix of the metric names. Defaults to
+            None, i.e. ``default_prefix`` 'long_tail'.
+
+    Examples:
+        >>> val_evaluator = [
+        ...     dict(type='Accuracy', topk=(1, 5)),
+        ...     dict(type='LongTailAccuracy'),
+        ... ]
+    """
+    default_prefix: Optional[str] = 'long_tail'
+
+    def __init__(self,
+                 many_shot_thr: int = 100,
+                 few_shot_thr: int = 20,
+                 few_inclusive: bool = False,
+                 cls_num_list: Optional[Sequence[int]] = None,
+                 collect_device: str = 'cpu',
+                 prefix: Optional[str] = None) -> None:
+        super().__init__(collect_device=collect_device, prefix=prefix)
+        if few_shot_thr >= many_shot_thr:
+            raise ValueError(
+                f'LongTailAccuracy: few_shot_thr ({few_shot_thr}) must be '
+                f'smaller than many_shot_thr ({many_shot_thr}); the usual '
+                'values are 20 and 100.')
+        self.many_shot_thr = many_shot_thr
+        self.few_shot_thr = few_shot_thr
+        self.few_inclusive = few_inclusive
+        self.cls_num_list = None if cls_num_list is None else [
+            int(n) for n in cls_num_list
+        ]
+
+    def process(self, data_batch, data_samples: Sequence[dict]) -> None:
+        """Store the predicted and the true label of every sample.
+
+        Args:
+            data_batch: A batch of data from the dataloader (unused).
+            data_samples (Sequence[dict]): A batch of model outputs, each
+                with ``gt_label`` and ``pred_label`` or ``pred_score``.
+        """
+        for data_sample in data_samples:
+            if 'pred_label' in data_sample:
+                pred = _to_int(data_sample['pred_label'])
+            elif 'pred_score' in data_sample:
+                pred = int(torch.as_tensor(data_sample['pred_score']).argmax())
+            else:
+                raise KeyError(
+                    'LongTailAccuracy: a data sample has neither '
+                    '`pred_label` nor `pred_score`; evaluate the output of '
+                    "the model's predict mode.")
+            self.results.append(
+                dict(
+                    pred_label=pred,
+                    gt_label=_to_int(data_sample['gt_label'])))
+
+    def _groups(self, counts: np.ndarray) -> Dict[str, np.ndarray]:
+        """Boolean (num_classes, ) masks of the shot groups."""
+        many, few = self.many_shot_thr, self.few_shot_thr
+        if self.few_inclusive:
+            few_mask = counts <= few
+        else:
+            few_mask = counts < few
+        many_mask = counts > many
+        return dict(
+            many=many_mask, medium=~many_mask & ~few_mask, few=few_mask)
+
+    def _convention(self) -> str:
+        many, few = self.many_shot_thr, self.few_shot_thr
+        if self.few_inclusive:
+            return (f'official LPT convention: many > {many}, '
+                    f'medium ({few}, {many}], few <= {few}')
+        return (f"papers' convention: many > {many}, medium {few}..{many}, "
+                f'few < {few}')
+
+    def compute_metrics(self, results: List[dict]) -> Dict[str, float]:
+        """Compute the accuracies from the processed results.
+
+        Args:
+            results (List[dict]): ``pred_label`` and ``gt_label`` of every
+                sample, gathered from all ranks.
+
+        Returns:
+            Dict[str, float]: ``top1``, ``class_mean`` and those of ``many``,
+            ``medium`` and ``few`` whose group has an evaluated class.
+        """
+        counts = self.cls_num_list
+        if counts is None and self.dataset_meta is not None:
+            counts = self.dataset_meta.get('cls_num_list')
+        if counts is None:
+            raise ValueError(
+                'LongTailAccuracy needs the training images per class: '
+                "evaluate a long-tailed data set (its metainfo "
+                "'cls_num_list' is used) or pass "
+                'LongTailAccuracy(cls_num_list=[...]).')
+        counts = np.asarray(counts, dtype=np.int64)
+        if not results:
+            raise ValueError('LongTailAccuracy got no result to evaluate.')
+
+        pred = np.array([r['pred_label'] for r in results], dtype=np.int64)
+        gt = np.array([r['gt_label'] for r in results], dtype=np.int64)
+        num_classes = len(counts)
+        if gt.min() < 0 or gt.max() >= num_classes:
+            raise ValueError(
+                f'LongTailAccuracy: a ground-truth label ({gt.min()} .. '
+                f'{gt.max()}) is outside the {num_classes} classes of '
+                'cls_num_list; the counts must cover every class.')
+
+        correct = (pred == gt).astype(np.float64)
+        total_c = np.bincount(gt, minlength=num_classes)
+        correct_c = np.bincount(gt, weights=correct, minlength=num_classes)
+        present = total_c > 0
+        acc_c = np.zeros(num_classes)
+        acc_c[present] = correct_c[present] / total_c[present] * 100.
+
+        metrics = dict(
+            top1=float(correct.mean() * 100.),
+            class_mean=float(acc_c[present].mean()))
+        sizes = []
+        for name, mask in self._groups(counts).items():
+            evaluated = mask & present
+            sizes.append(f'{name} {int(mask.sum())} '
+                         f'({int(evaluated.sum())} evaluated)')
+            if evaluated.any():
+                metrics[name] = float(acc_c[evaluated].mean())
+            else:
+                print_log(
+                    f'LongTailAccuracy: no evaluated class is {name}-shot; '
+                    f'`{name}` is left out of the results.',
+                    logger='current')
+        print_log(
+            f'LongTailAccuracy: classes per shot group ({self._convention()})'
+            f': {", ".join(sizes)}.',
+            logger='current')
+        return metrics

@@ -1,0 +1,321 @@
+"""Tests of tools/train.py, tools/test.py, tools/dist_*.sh and engine/dist.py.
+
+The tools run as subprocesses on a tiny ViT config (tests/fixtures) over a
+few PNG images written to a temporary folder; the distributed ones run two
+CPU processes with the gloo backend.
+"""
+import importlib.util
+import os
+import os.path as osp
+import pickle
+import shutil
+import socket
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+import torch
+import torch.distributed as torch_dist
+from mmengine.config import Config
+
+from lpt_mmpretrain.engine import dist as lpt_dist
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+TOOLS = osp.join(REPO, 'tools')
+CONFIG = osp.join(REPO, 'tests', 'fixtures', 'tiny_vit_cls.py')
+# images per class folder; 5 test images do not split evenly over 2 ranks
+TRAIN_COUNTS = (4, 4)
+TEST_COUNTS = (3, 2)
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(('127.0.0.1', 0))
+        return sock.getsockname()[1]
+
+
+def _load_tool(name):
+    spec = importlib.util.spec_from_file_location(
+        f'_tool_{name}', osp.join(TOOLS, f'{name}.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _run(cmd, cwd, env=None):
+    """Run a tool, fail with its output if it fails, return the output."""
+    full_env = dict(os.environ, OMP_NUM_THREADS='1', PYTHON=sys.executable)
+    full_env.update(env or {})
+    proc = subprocess.run(
+        cmd,
+        cwd=cwd,
+        env=full_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True)
+    assert proc.returncode == 0, f'{cmd} failed:\n{proc.stdout[-6000:]}'
+    return proc.stdout
+
+
+def _load_preds(path):
+    with open(path, 'rb') as f:
+        return pickle.load(f)
+
+
+@pytest.fixture(scope='module')
+def workspace(tmp_path_factory):
+    """A working directory holding ``data/{train,test}/class_{i}/*.png``."""
+    root = tmp_path_factory.mktemp('tools')
+    rng = np.random.default_rng(0)
+    for split, counts in (('train', TRAIN_COUNTS), ('test', TEST_COUNTS)):
+        for label, count in enumerate(counts):
+            folder = root / 'data' / split / f'class_{label}'
+            folder.mkdir(parents=True)
+            for i in range(count):
+                # class 1 is brighter, so that the classes can be learnt
+                img = rng.integers(0, 100, (32, 32, 3)) + 150 * label
+                cv2.imwrite(str(folder / f'{i}.png'), img.astype(np.uint8))
+    return root
+
+
+@pytest.fixture(scope='module')
+def trained(workspace):
+    """One epoch of single-process training; returns (output, work dir)."""
+    work_dir = workspace / 'work_dirs' / 'single'
+    out = _run([
+        sys.executable,
+        osp.join(TOOLS, 'train.py'), CONFIG, '--work-dir',
+        str(work_dir)
+    ], workspace)
+    return out, work_dir
+
+
+@pytest.fixture(scope='module')
+def single_preds(trained, workspace):
+    """Single-process test of the epoch-1 checkpoint: (output, dump)."""
+    _, work_dir = trained
+    dump = workspace / 'preds_single.pkl'
+    out = _run([
+        sys.executable,
+        osp.join(TOOLS, 'test.py'), CONFIG,
+        str(work_dir / 'epoch_1.pth'), '--work-dir',
+        str(workspace / 'work_dirs' / 'test_single'), '--out',
+        str(dump)
+    ], workspace)
+    return out, _load_preds(dump)
+
+
+@pytest.mark.timeout(300)
+def test_train_writes_checkpoint(trained):
+    out, work_dir = trained
+    assert (work_dir / 'epoch_1.pth').is_file()
+    assert 'Epoch(val) [1]' in out and 'accuracy/top1' in out
+
+
+@pytest.mark.timeout(300)
+def test_train_resume_continues(trained, workspace):
+    _, work_dir = trained
+    # bare --resume: the last checkpoint of the work dir
+    resume_dir = workspace / 'work_dirs' / 'resume'
+    shutil.copytree(work_dir, resume_dir)
+    out = _run([
+        sys.executable,
+        osp.join(TOOLS, 'train.py'), CONFIG, '--work-dir',
+        str(resume_dir), '--resume', '--cfg-options', 'train_cfg.max_epochs=2'
+    ], workspace)
+    assert 'resumed epoch: 1' in out
+    assert 'Epoch(train) [1]' not in out and 'Epoch(train) [2]' in out
+    ckpt = torch.load(
+        resume_dir / 'epoch_2.pth', map_location='cpu', weights_only=False)
+    assert ckpt['meta']['epoch'] == 2
+
+
+@pytest.mark.timeout(300)
+def test_test_prints_metrics_and_dumps_predictions(single_preds):
+    out, preds = single_preds
+    lines = out.splitlines()
+    summary = [line for line in lines if line.startswith('accuracy/top1: ')]
+    assert len(summary) == 1
+    assert 0. <= float(summary[0].split(': ')[1]) <= 100.
+    assert len(preds) == sum(TEST_COUNTS)
+    for pred in preds:
+        assert {'pred_score', 'pred_label', 'gt_label'} <= set(pred)
+        assert pred['pred_score'].shape == (len(TEST_COUNTS), )
+
+
+@pytest.mark.timeout(300)
+def test_dist_train_on_cpu(workspace):
+    work_dir = workspace / 'work_dirs' / 'dist'
+    cmd = [
+        'bash',
+        osp.join(TOOLS, 'dist_train.sh'), CONFIG, '2', '--work-dir',
+        str(work_dir)
+    ]
+    out = _run(cmd, workspace, env=dict(PORT=str(_free_port())))
+    assert "using the 'gloo' backend" in out
+    assert 'Distributed training: True' in out
+    # 8 training images, 2 ranks, batch size 2: 2 iterations per epoch
+    assert 'Epoch(train) [1][2/2]' in out
+    assert (work_dir / 'epoch_1.pth').is_file()
+
+
+@pytest.mark.timeout(300)
+def test_dist_test_on_cpu_covers_whole_test_set(trained, single_preds,
+                                                workspace):
+    _, work_dir = trained
+    single_out, single = single_preds
+    dump = workspace / 'preds_dist.pkl'
+    cmd = [
+        'bash',
+        osp.join(TOOLS, 'dist_test.sh'), CONFIG,
+        str(work_dir / 'epoch_1.pth'), '2', '--work-dir',
+        str(workspace / 'work_dirs' / 'test_dist'), '--out',
+        str(dump)
+    ]
+    out = _run(cmd, workspace, env=dict(PORT=str(_free_port())))
+    preds = _load_preds(dump)
+    # every test image once, none twice (the sampler pads 5 to 6)
+    assert len(preds) == sum(TEST_COUNTS)
+    paths = sorted(p['img_path'] for p in preds)
+    assert paths == sorted(p['img_path'] for p in single)
+    by_path = {p['img_path']: p for p in single}
+    for pred in preds:
+        torch.testing.assert_close(pred['pred_score'],
+                                   by_path[pred['img_path']]['pred_score'])
+    # the summary line is printed by rank 0 only, with the same value
+    summary = [line for line in out.splitlines() if line.startswith('acc')]
+    assert summary == [
+        line for line in single_out.splitlines() if line.startswith('acc')
+    ]
+
+
+# ---------------------------------------------------------------------------
+# Argument merging (no run)
+
+
+def _train_args(*argv):
+    train = _load_tool('train')
+    old = sys.argv
+    sys.argv = ['train.py', CONFIG, *argv]
+    try:
+        return train, train.parse_args()
+    finally:
+        sys.argv = old
+
+
+def test_train_merge_args_defaults_and_persistent_workers():
+    train, args = _train_args('--cfg-options', 'val_dataloader.num_workers=2')
+    cfg = train.merge_args(Config.fromfile(CONFIG), args)
+    assert cfg.work_dir == osp.join('./work_dirs', 'tiny_vit_cls')
+    assert cfg.launcher == 'none'
+    # persistent workers only where there are workers
+    assert cfg.train_dataloader.persistent_workers is False
+    assert cfg.val_dataloader.persistent_workers is True
+    assert cfg.train_dataloader.pin_memory is True
+    assert cfg.get('resume', False) is False
+
+
+def test_train_merge_args_resume_and_flags():
+    train, args = _train_args('--resume', 'some/ckpt.pth', '--no-validate',
+                              '--no-pin-memory', '--work-dir', 'wd')
+    cfg = train.merge_args(Config.fromfile(CONFIG), args)
+    assert cfg.resume is True and cfg.load_from == 'some/ckpt.pth'
+    assert cfg.val_dataloader is None and cfg.val_cfg is None
+    assert cfg.train_dataloader.pin_memory is False
+    assert cfg.work_dir == 'wd'
+
+    train, args = _train_args('--resume')
+    cfg = train.merge_args(Config.fromfile(CONFIG), args)
+    assert cfg.resume is True and cfg.load_from is None
+
+    train, args = _train_args('--auto-scale-lr')
+    with pytest.raises(ValueError, match='base_batch_size'):
+        train.merge_args(Config.fromfile(CONFIG), args)
+
+
+# ---------------------------------------------------------------------------
+# engine/dist.py in this process (world size 1)
+
+
+@pytest.fixture
+def cpu_only(monkeypatch):
+    monkeypatch.setattr(lpt_dist, 'has_accelerator', lambda: False)
+    for name in ('RANK', 'WORLD_SIZE', 'LOCAL_RANK', 'MASTER_ADDR',
+                 'MASTER_PORT', 'SLURM_PROCID', 'SLURM_NTASKS',
+                 'SLURM_NODELIST', 'SLURM_LOCALID'):
+        monkeypatch.delenv(name, raising=False)
+    yield monkeypatch
+    if torch_dist.is_initialized():
+        torch_dist.destroy_process_group()
+
+
+def test_setup_cpu_distributed_pytorch(cpu_only):
+    cpu_only.setenv('RANK', '0')
+    cpu_only.setenv('WORLD_SIZE', '1')
+    cpu_only.setenv('MASTER_ADDR', '127.0.0.1')
+    cpu_only.setenv('MASTER_PORT', str(_free_port()))
+    cfg = Config(
+        dict(
+            env_cfg=dict(dist_cfg=dict(backend='nccl', timeout=60)),
+            model_wrapper_cfg=dict(find_unused_parameters=True)))
+    lpt_dist.setup_cpu_distributed(cfg, 'pytorch')
+    assert torch_dist.is_initialized()
+    assert torch_dist.get_backend() == 'gloo'
+    assert torch_dist.get_world_size() == 1
+    assert cfg.env_cfg.dist_cfg.backend == 'gloo'
+    assert cfg.model_wrapper_cfg == dict(
+        type='MMDistributedDataParallel',
+        find_unused_parameters=True,
+        device_ids=None)
+
+
+def test_setup_cpu_distributed_default_wrapper_and_slurm(cpu_only):
+    cpu_only.setenv('SLURM_PROCID', '0')
+    cpu_only.setenv('SLURM_NTASKS', '1')
+    cpu_only.setenv('SLURM_NODELIST', 'node-1')
+    cpu_only.setenv('MASTER_ADDR', '127.0.0.1')
+    port = _free_port()
+    # `port` in dist_cfg, as for MMEngine's slurm launcher
+    cfg = Config(dict(env_cfg=dict(dist_cfg=dict(backend='gloo', port=port))))
+    lpt_dist.setup_cpu_distributed(cfg, 'slurm')
+    assert torch_dist.is_initialized()
+    assert os.environ['RANK'] == '0' and os.environ['WORLD_SIZE'] == '1'
+    assert os.environ['MASTER_PORT'] == str(port)
+    # the same keyword arguments as Runner.wrap_model without a config
+    assert cfg.model_wrapper_cfg == dict(
+        type='MMDistributedDataParallel',
+        broadcast_buffers=False,
+        find_unused_parameters=False,
+        device_ids=None)
+
+
+def test_setup_cpu_distributed_errors_and_no_ops(cpu_only):
+    cfg = Config(dict(env_cfg=dict(dist_cfg=dict(backend='gloo'))))
+    with pytest.raises(RuntimeError, match='RANK'):
+        lpt_dist.setup_cpu_distributed(cfg, 'pytorch')
+    with pytest.raises(ValueError, match='launcher'):
+        lpt_dist.setup_cpu_distributed(cfg, 'torchrun')
+
+    lpt_dist.setup_cpu_distributed(cfg, 'none')
+    assert not torch_dist.is_initialized() and 'model_wrapper_cfg' not in cfg
+
+    # with an accelerator MMEngine's own path is kept untouched
+    cpu_only.setattr(lpt_dist, 'has_accelerator', lambda: True)
+    lpt_dist.setup_cpu_distributed(cfg, 'pytorch')
+    assert not torch_dist.is_initialized() and 'model_wrapper_cfg' not in cfg
+
+
+def test_setup_cpu_distributed_refuses_gpu_device_ids(cpu_only):
+    cpu_only.setenv('RANK', '0')
+    cpu_only.setenv('WORLD_SIZE', '1')
+    cpu_only.setenv('MASTER_ADDR', '127.0.0.1')
+    cpu_only.setenv('MASTER_PORT', str(_free_port()))
+    cfg = Config(
+        dict(
+            env_cfg=dict(dist_cfg=dict(backend='gloo')),
+            model_wrapper_cfg=dict(device_ids=[0])))
+    with pytest.raises(ValueError, match='device_ids'):
+        lpt_dist.setup_cpu_distributed(cfg, 'pytorch')
+    assert not torch_dist.is_initialized()
