@@ -9,17 +9,25 @@ from mmengine.config import Config, ConfigDict, DictAction
 from mmengine.dist import is_main_process
 from mmengine.evaluator import DumpResults
 from mmengine.registry import RUNNERS
+from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner
+from mmengine.runner.checkpoint import _load_checkpoint
 from mmpretrain.utils import register_all_modules
 
 from lpt_mmpretrain.engine.dist import setup_cpu_distributed
+from lpt_mmpretrain.engine.prompt_checkpoint import (is_prompt_checkpoint,
+                                                     load_prompt_checkpoint)
 
 
 def parse_args():
     parser = argparse.ArgumentParser(
         description='MMPreTrain test (and eval) a model')
     parser.add_argument('config', help='test config file path')
-    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument(
+        'checkpoint',
+        help='checkpoint file: a full one, or a prompt-only one '
+        '(epoch_N_prompts.pth), which is combined with the pretrained '
+        'backbone named in the config (model.backbone.init_cfg)')
     parser.add_argument(
         '--work-dir',
         help='the directory to save the file containing evaluation metrics')
@@ -137,6 +145,21 @@ def main():
     register_all_modules(init_default_scope=False)
     setup_cpu_distributed(cfg, args.launcher)
 
+    # A prompt-only checkpoint holds what LPT training changed; the frozen
+    # backbone comes from the config's pretrained checkpoint.
+    prompt_only = is_prompt_checkpoint(
+        _load_checkpoint(args.checkpoint, map_location='cpu'))
+    if prompt_only:
+        backbone_init = cfg.model.backbone.get('init_cfg')
+        if not (isinstance(backbone_init, dict)
+                and backbone_init.get('type') == 'Pretrained'):
+            raise ValueError(
+                f'{args.checkpoint} is a prompt-only checkpoint: the config '
+                'must name the pretrained backbone in '
+                'model.backbone.init_cfg=dict(type="Pretrained", '
+                'checkpoint=...).')
+        cfg.load_from = None
+
     # build the runner from config
     if 'runner_type' not in cfg:
         # build the default runner
@@ -145,6 +168,15 @@ def main():
         # build customized runner from the registry
         # if 'runner_type' is set in the cfg
         runner = RUNNERS.build(cfg)
+
+    if prompt_only:
+        model = runner.model.module if is_model_wrapper(
+            runner.model) else runner.model
+        model.backbone.init_weights()
+        load_prompt_checkpoint(model, args.checkpoint)
+        runner.logger.info(
+            f'Loaded the prompt-only checkpoint {args.checkpoint} on the '
+            f'pretrained backbone {backbone_init["checkpoint"]}.')
 
     if args.out and args.out_item in ['pred', None]:
         runner.test_evaluator.metrics.append(
