@@ -49,10 +49,7 @@ def test_config_builds(path):
     if head.get('type') == 'CosineClsHead':
         assert model.head.fc.out_features == head.num_classes
     if cfg.model.type == 'LPTClassifier':
-        trainable = {
-            n
-            for n, p in model.named_parameters() if p.requires_grad
-        }
+        trainable = {n for n, p in model.named_parameters() if p.requires_grad}
         assert trainable == {'neck.prompt', 'neck.key', 'head.fc.weight'}
         assert cfg.model.phase1_checkpoint
 

@@ -72,9 +72,14 @@ def test_phase1_then_phase2(tmp_path, backbone_ckpt):
     }, out[-2000:]
 
     # phase 2 refuses to start without a phase-1 checkpoint
-    proc = run('tools/train.py', 'configs/lpt/phase2_digits.py',
-               '--work-dir', tmp_path / 'bad', '--cfg-options', *common,
-               'model.phase1_checkpoint=None', check=False)
+    proc = run('tools/train.py',
+               'configs/lpt/phase2_digits.py',
+               '--work-dir',
+               tmp_path / 'bad',
+               '--cfg-options',
+               *common,
+               'model.phase1_checkpoint=None',
+               check=False)
     assert proc.returncode != 0
     assert 'phase1_checkpoint' in proc.stderr + proc.stdout
 
@@ -85,7 +90,8 @@ def test_phase1_then_phase2(tmp_path, backbone_ckpt):
     # the shared prompt came from phase 1 and stayed frozen
     torch.testing.assert_close(ckpt['state_dict']['backbone.prompt'],
                                phase1['state_dict']['backbone.prompt'],
-                               atol=0, rtol=0)
+                               atol=0,
+                               rtol=0)
 
     full = run('tools/test.py', 'configs/lpt/phase2_digits.py',
                p2 / 'epoch_2.pth', '--out', tmp_path / 'full.pkl',
@@ -97,10 +103,10 @@ def test_phase1_then_phase2(tmp_path, backbone_ckpt):
 
     # prompt-only file + pretrained backbone == the full checkpoint
     prompt_only = p2 / 'epoch_2_prompts.pth'
-    assert prompt_only.stat().st_size < 0.5 * (p2 / 'epoch_2.pth').stat(
-    ).st_size
-    small = run('tools/test.py', 'configs/lpt/phase2_digits.py',
-                prompt_only, '--out', tmp_path / 'small.pkl', '--work-dir',
+    assert prompt_only.stat().st_size < 0.5 * (p2 /
+                                               'epoch_2.pth').stat().st_size
+    small = run('tools/test.py', 'configs/lpt/phase2_digits.py', prompt_only,
+                '--out', tmp_path / 'small.pkl', '--work-dir',
                 tmp_path / 'test3', '--cfg-options',
                 f'model.backbone.init_cfg.checkpoint={backbone_ckpt}',
                 f'model.phase1_checkpoint={p1}').stdout

@@ -1,10 +1,8 @@
 import json
-import os.path as osp
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
-from mmengine.fileio import exists, get_file_backend, get_text, join_path
-from mmengine.utils import is_abs
+from mmengine.fileio import exists, get_file_backend, get_text
 
 from mmpretrain.datasets import BaseDataset
 from mmpretrain.registry import DATASETS
@@ -70,11 +68,8 @@ class INat2018(LongTailMixin, BaseDataset):
             raise ValueError(
                 'INat2018: `ann_file` is required: the COCO-style JSON of the '
                 'split (train2018.json or val2018.json).')
-        if train_ann_file is not None:
-            train_ann_file = osp.expanduser(train_ann_file)
-            if not is_abs(train_ann_file) and data_root:
-                train_ann_file = join_path(data_root, train_ann_file)
-        self.train_ann_file = train_ann_file
+        self.train_ann_file = self._resolve_train_ann_file(
+            train_ann_file, data_root)
         self.check_files = check_files
         super().__init__(
             ann_file=ann_file,

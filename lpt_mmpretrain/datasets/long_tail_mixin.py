@@ -5,7 +5,11 @@ counts in its metainfo (``metainfo['cls_num_list']``, whatever its split) and
 accepts the ``(index, stream)`` indices of ``DualClassBalancedSampler``.
 """
 import numbers
-from typing import List, Sequence, Tuple, Union
+import os.path as osp
+from typing import List, Optional, Sequence, Tuple, Union
+
+from mmengine.fileio import join_path
+from mmengine.utils import is_abs
 
 from lpt_mmpretrain.models.utils.dual_stream import (STREAM_CB, STREAM_IB,
                                                      STREAM_KEY)
@@ -64,6 +68,17 @@ class LongTailMixin:
 
     #: ``DualClassBalancedSampler`` refuses data sets without this flag.
     accepts_stream_index: bool = True
+
+    @staticmethod
+    def _resolve_train_ann_file(train_ann_file: Optional[str],
+                                data_root: str) -> Optional[str]:
+        """``train_ann_file`` relative to ``data_root`` unless absolute."""
+        if train_ann_file is None:
+            return None
+        train_ann_file = osp.expanduser(train_ann_file)
+        if not is_abs(train_ann_file) and data_root:
+            train_ann_file = join_path(data_root, train_ann_file)
+        return train_ann_file
 
     @property
     def cls_num_list(self) -> List[int]:

@@ -1,4 +1,4 @@
-from typing import Optional, Sequence, Union
+from typing import Optional
 
 from mmpretrain.registry import DATASETS
 from .split_file_dataset import SplitFileLTDataset
@@ -44,19 +44,6 @@ class PlacesLT(SplitFileLTDataset):
 
     def __init__(self,
                  ann_file: str,
-                 data_root: str = '',
-                 data_prefix: Union[str, dict] = '',
                  num_classes: Optional[int] = 365,
-                 train_ann_file: Optional[str] = None,
-                 classes: Union[str, Sequence[str], None] = None,
-                 check_files: bool = True,
                  **kwargs) -> None:
-        super().__init__(
-            ann_file=ann_file,
-            data_root=data_root,
-            data_prefix=data_prefix,
-            num_classes=num_classes,
-            train_ann_file=train_ann_file,
-            classes=classes,
-            check_files=check_files,
-            **kwargs)
+        super().__init__(ann_file=ann_file, num_classes=num_classes, **kwargs)

@@ -1,9 +1,7 @@
-import os.path as osp
 from typing import List, Optional, Sequence, Tuple, Union
 
 import numpy as np
-from mmengine.fileio import exists, get_file_backend, get_text, join_path
-from mmengine.utils import is_abs
+from mmengine.fileio import exists, get_file_backend, get_text
 
 from mmpretrain.datasets import BaseDataset
 from mmpretrain.registry import DATASETS
@@ -95,11 +93,8 @@ class SplitFileLTDataset(LongTailMixin, BaseDataset):
             raise ValueError(
                 f'{name}: num_classes must be >= 1, got {num_classes}.')
         self.num_classes = num_classes
-        if train_ann_file is not None:
-            train_ann_file = osp.expanduser(train_ann_file)
-            if not is_abs(train_ann_file) and data_root:
-                train_ann_file = join_path(data_root, train_ann_file)
-        self.train_ann_file = train_ann_file
+        self.train_ann_file = self._resolve_train_ann_file(
+            train_ann_file, data_root)
         self.check_files = check_files
         super().__init__(
             ann_file=ann_file,

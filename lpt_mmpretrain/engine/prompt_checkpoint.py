@@ -58,8 +58,8 @@ def save_prompt_checkpoint(model: nn.Module,
     """
     meta = dict(meta or {})
     meta[PROMPT_ONLY_FLAG] = True
-    atomic_torch_save(
-        dict(state_dict=prompt_state_dict(model), meta=meta), filename)
+    atomic_torch_save(dict(state_dict=prompt_state_dict(model), meta=meta),
+                      filename)
 
 
 def is_prompt_checkpoint(checkpoint: dict) -> bool:

@@ -11,4 +11,3 @@ model = dict(
     match_loss_weight=0.5,
     shared_prefix=True,
 )
-

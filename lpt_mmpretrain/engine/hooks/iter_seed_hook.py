@@ -43,7 +43,8 @@ class IterSeedHook(Hook):
     def _reseed(self, runner, kind: int, step: int) -> None:
         seed = runner.seed if runner.seed is not None else 0
         state = np.random.SeedSequence(
-            [seed + self.seed_offset, kind, step, get_rank()])
+            [seed + self.seed_offset, kind, step,
+             get_rank()])
         value = int(state.generate_state(1)[0])
         random.seed(value)
         np.random.seed(value)

@@ -58,13 +58,12 @@ class PromptCheckpointHook(Hook):
             return
         filename = osp.splitext(last)[0] + self.suffix + '.pth'
         metainfo = runner.train_dataloader.dataset.metainfo
-        meta = dict(
-            model=_plain(runner.cfg.model),
-            classes=_plain(metainfo.get('classes')),
-            cls_num_list=_plain(metainfo.get('cls_num_list')),
-            full_checkpoint=osp.basename(last),
-            epoch=runner.epoch,
-            iter=runner.iter)
+        meta = dict(model=_plain(runner.cfg.model),
+                    classes=_plain(metainfo.get('classes')),
+                    cls_num_list=_plain(metainfo.get('cls_num_list')),
+                    full_checkpoint=osp.basename(last),
+                    epoch=runner.epoch,
+                    iter=runner.iter)
         save_prompt_checkpoint(runner.model, filename, meta=meta)
         self._written = last
         runner.logger.info(f'Prompt-only checkpoint written to {filename}.')

@@ -90,8 +90,7 @@ class PromptPoolNeck(BaseModule):
             num_layers (int): Blocks that receive group prompts.
         """
         if self.is_built:
-            if (embed_dims, num_layers) != (self.embed_dims,
-                                            self.num_layers):
+            if (embed_dims, num_layers) != (self.embed_dims, self.num_layers):
                 raise ValueError(
                     f'PromptPoolNeck was configured with embed_dims='
                     f'{self.embed_dims}, num_layers={self.num_layers}, but '
@@ -123,8 +122,7 @@ class PromptPoolNeck(BaseModule):
         if self.is_built and self.init_cfg is None:
             self._reset_pool()
 
-    def select(self, query: torch.Tensor) -> Tuple[torch.Tensor,
-                                                    torch.Tensor]:
+    def select(self, query: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         """Cosine similarity of each query to the keys, and the top-k.
 
         Args:
@@ -139,8 +137,8 @@ class PromptPoolNeck(BaseModule):
         sim = F.normalize(query, dim=-1) @ F.normalize(self.key, dim=-1).t()
         return sim.topk(self.top_k, dim=-1)
 
-    def forward(self, query: torch.Tensor) -> Tuple[torch.Tensor,
-                                                     torch.Tensor]:
+    def forward(self,
+                query: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         """Select and average the group prompts for each query.
 
         Args:
