@@ -1,0 +1,213 @@
+import importlib.util
+import json
+import os.path as osp
+import subprocess
+import sys
+
+import pytest
+from mmengine.config import Config
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+BENCHMARK = osp.join(ROOT, 'tools', 'benchmark.py')
+COUNT_PARAMS = osp.join(ROOT, 'tools', 'analysis_tools', 'count_params.py')
+PHASE1_DIGITS = osp.join(ROOT, 'configs', 'lpt', 'phase1_digits.py')
+PHASE2_DIGITS = osp.join(ROOT, 'configs', 'lpt', 'phase2_digits.py')
+PHASE2_PLACES = osp.join(ROOT, 'configs', 'lpt', 'phase2_places.py')
+
+
+def load_script(path, name):
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope='module')
+def benchmark():
+    return load_script(BENCHMARK, 'lpt_benchmark')
+
+
+@pytest.fixture(scope='module')
+def count_params():
+    return load_script(COUNT_PARAMS, 'lpt_count_params')
+
+
+def run_script(*args):
+    proc = subprocess.run([sys.executable, *args],
+                          cwd=ROOT,
+                          capture_output=True,
+                          text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stdout
+
+
+def parse_table(text, columns):
+    """Rows of the markdown table with this header, as lists of cells."""
+    lines = text.splitlines()
+    header = '| ' + ' | '.join(columns) + ' |'
+    start = lines.index(header)
+    assert lines[start + 1] == '|' + '---|' * len(columns)
+    rows = []
+    for line in lines[start + 2:]:
+        if not line.startswith('|'):
+            break
+        cells = [c.strip() for c in line.strip('|').split('|')]
+        assert len(cells) == len(columns), line
+        rows.append(cells)
+    return rows
+
+
+def test_benchmark_digits(benchmark, tmp_path):
+    out = tmp_path / 'bench.json'
+    stdout = run_script(BENCHMARK, PHASE2_DIGITS, '--device', 'cpu',
+                        '--batch-size', '4', '--infer-batch-size', '6',
+                        '--iters', '2', '--warmup', '1', '--threads', '1',
+                        '--json', str(out))
+    rows = parse_table(stdout, ['metric', 'value', 'unit'])
+    figures = json.loads(out.read_text())
+    units = figures['units']
+    values = figures['figures']
+    # Every documented key, in order, once; the table shows them in order.
+    keys = list(values)
+    expected_keys = [
+        f'phase{p}_{what}' for p in (1, 2)
+        for what in ('params_total', 'params_trainable', 'trainable_pct')
+    ] + ['ckpt_prompt_mib', 'ckpt_full_mib', 'ckpt_ratio_pct'] + [
+        f'{run[0]}_{what}' for run in benchmark.RUNS
+        for what in ('img_s', 'peak_mib', 'extra_mib')
+    ] + [
+        f'phase2_{mode}_speedup{suffix}' for mode in ('train', 'infer')
+        for suffix in ('', '_expected')
+    ]
+    assert keys == expected_keys
+    assert len(rows) == len(keys)
+    for (metric, text, unit), key in zip(rows, keys):
+        assert unit == units[key], metric
+        assert float(text) == pytest.approx(values[key], rel=1e-2, abs=5e-3)
+        assert values[key] >= 0
+
+    # Parameter counts agree with the models (tiny ViT: 6 blocks of 64).
+    assert values['phase1_params_trainable'] == 6 * 5 * 64 + 10 * 64
+    assert values['phase2_params_trainable'] == (10 * 3 * 5 * 64 + 10 * 64 +
+                                                 10 * 64)
+    assert (values['phase2_params_total'] -
+            values['phase1_params_total'] == 10 * 3 * 5 * 64 + 10 * 64)
+    assert values['phase2_trainable_pct'] == pytest.approx(
+        100 * values['phase2_params_trainable'] /
+        values['phase2_params_total'])
+    sizes = figures['bytes']
+    assert 0 < sizes['ckpt_prompt'] < sizes['ckpt_full']
+    # Float32 tensors: the full file holds at least the parameters.
+    assert sizes['ckpt_full'] > 4 * values['phase2_params_total']
+    assert sizes['ckpt_prompt'] > 4 * (
+        values['phase2_params_trainable'] + 6 * 5 * 64)
+    for run, _, mode, _ in benchmark.RUNS:
+        assert len(figures['runs'][run]['times_s']) == 2
+        assert figures['runs'][run]['images'] == (8 if mode == 'train' else 6)
+        assert values[f'{run}_img_s'] > 0
+        assert values[f'{run}_peak_mib'] >= values[f'{run}_extra_mib'] > 0
+    assert figures['geometry'] == dict(
+        num_layers=6,
+        share_blocks=3,
+        embed_dims=64,
+        ffn_dims=128,
+        tokens=1 + 16,
+        prompt_length=5,
+        group_prompt_length=5,
+        num_classes=10)
+    assert values['phase2_infer_speedup_expected'] > 1
+    assert values['phase2_train_speedup_expected'] > 1
+
+
+def test_expected_speedups_equal_blocks(benchmark):
+    # No group prompt: all blocks cost the same, so the ratios are the block
+    # counts: 2L / (2L - k) and (2L + (L - k)) / (2L - k + (L - k)).
+    geometry = dict(
+        num_layers=12,
+        share_blocks=6,
+        embed_dims=768,
+        ffn_dims=3072,
+        tokens=197,
+        prompt_length=10,
+        group_prompt_length=0)
+    ratios = benchmark.expected_speedups(geometry)
+    assert ratios['infer'] == pytest.approx(24 / 18)
+    assert ratios['train'] == pytest.approx(30 / 24)
+    assert benchmark.expected_speedups(
+        geometry, beta=2.)['train'] == pytest.approx(36 / 30)
+    # Longer sequences in the group-prompt blocks weigh the shared part less.
+    with_group = benchmark.expected_speedups(
+        dict(geometry, group_prompt_length=10))
+    assert 1 < with_group['infer'] < 24 / 18
+
+
+def test_phase1_derived_from_phase2(benchmark):
+    phase2 = benchmark.phase2_model_cfg(
+        Config.fromfile(PHASE2_DIGITS), PHASE2_DIGITS)
+    assert phase2['allow_no_phase1'] and phase2['phase1_checkpoint'] is None
+    phase1 = benchmark.phase1_model_cfg(phase2)
+    assert phase1['type'] == 'ImageClassifier'
+    assert not set(benchmark.PHASE2_ONLY_KEYS) & set(phase1)
+    assert phase1['backbone'] == phase2['backbone']
+    assert phase1['head'] == phase2['head']
+    assert benchmark.phase1_model_cfg(
+        phase2, PHASE1_DIGITS) == Config.fromfile(PHASE1_DIGITS).model
+    with pytest.raises(ValueError, match='phase-2'):
+        benchmark.phase2_model_cfg(
+            Config.fromfile(PHASE1_DIGITS), PHASE1_DIGITS)
+    with pytest.raises(ValueError, match='phase-1 config'):
+        benchmark.phase1_model_cfg(phase2, PHASE2_DIGITS)
+
+
+def test_synthetic_class_counts(benchmark):
+    counts = benchmark.synthetic_class_counts(100)
+    assert counts[0] == 500 and counts[-1] == 5 and len(counts) == 100
+    assert counts == sorted(counts, reverse=True)
+    assert benchmark.synthetic_class_counts(1) == [500]
+    assert min(benchmark.synthetic_class_counts(5000)) >= 1
+
+
+def test_benchmark_rejects_bad_args(benchmark):
+    with pytest.raises(SystemExit):
+        benchmark.parse_args([PHASE2_DIGITS, '--iters', '0'])
+    with pytest.raises(SystemExit):
+        benchmark.parse_args([PHASE2_DIGITS, '--img-size', '1', '2', '3'])
+    with pytest.raises(SystemExit):
+        benchmark.parse_args([PHASE2_DIGITS, '--threads', '0'])
+
+
+def count_table(stdout):
+    rows = parse_table(stdout, ['component', 'trainable', 'frozen', 'total'])
+    return {
+        name: tuple(int(c.replace(',', '')) for c in cells)
+        for name, *cells in rows
+    }
+
+
+def test_count_params_digits_script():
+    stdout = run_script(COUNT_PARAMS, PHASE2_DIGITS)
+    table = count_table(stdout)
+    assert table['backbone.prompt (shared prompt)'] == (0, 6 * 5 * 64,
+                                                        6 * 5 * 64)
+    assert table['neck.prompt (prompt pool)'] == (10 * 3 * 5 * 64, 0,
+                                                  10 * 3 * 5 * 64)
+    assert table['neck.key (keys)'] == (640, 0, 640)
+    assert table['head'] == (640, 0, 640)
+    assert table['other'] == (0, 0, 0)
+    total = table.pop('total')
+    assert total == tuple(map(sum, zip(*table.values())))
+    assert f'= {100 * total[0] / total[2]:.3f} %' in stdout
+
+
+def test_count_params_places_vit_b(count_params, capsys):
+    count_params.main([PHASE2_PLACES])
+    table = count_table(capsys.readouterr().out)
+    # LPT_SPEC.md: shared prompt 92,160 (frozen in phase 2), pool 921,600,
+    # keys 15,360, head 768 x 365.
+    assert table['backbone.prompt (shared prompt)'] == (0, 92160, 92160)
+    assert table['neck.prompt (prompt pool)'] == (921600, 0, 921600)
+    assert table['neck.key (keys)'] == (15360, 0, 15360)
+    assert table['head'] == (280320, 0, 280320)
+    trainable, frozen, _ = table['backbone (pretrained weights)']
+    assert trainable == 0 and frozen > 85_000_000
