@@ -1,0 +1,13 @@
+# LPT phase 2 on Places-LT with the ViT-B/16 (IN-21k) at 384 x 384: prompt
+# pool over the last 6 of the 12 blocks on top of phase1_places_384.py's
+# shared prompt (same prompt shapes as at 224: prompts do not depend on the
+# number of patches).
+_base_ = ['./phase1_places_384.py']
+
+model = dict(
+    type='LPTClassifier',
+    neck=dict(type='PromptPoolNeck', pool_size=20, prompt_length=10, top_k=2),
+    share_blocks=6,
+    match_loss_weight=0.5,
+    shared_prefix=True,
+    phase1_checkpoint='work_dirs/phase1_places_384')

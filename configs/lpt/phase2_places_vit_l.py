@@ -1,0 +1,13 @@
+# LPT phase 2 on Places-LT with ViT-L/16 (IN-21k). share_blocks scales with
+# the depth: ViT-B shares 6 of 12 blocks, ViT-L 12 of 24, so the group
+# prompts act on the second half of the network as in the paper. The pool is
+# 20 x 12 x 10 x 1024 plus 20 keys of width 1024.
+_base_ = ['./phase1_places_vit_l.py']
+
+model = dict(
+    type='LPTClassifier',
+    neck=dict(type='PromptPoolNeck', pool_size=20, prompt_length=10, top_k=2),
+    share_blocks=12,
+    match_loss_weight=0.5,
+    shared_prefix=True,
+    phase1_checkpoint='work_dirs/phase1_places_vit_l')

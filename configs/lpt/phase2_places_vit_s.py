@@ -1,0 +1,14 @@
+# LPT phase 2 on Places-LT with ViT-S/16 (IN-21k): the prompt pool over the
+# last 6 of the 12 blocks, on top of phase1_places_vit_s.py's shared prompt
+# (loaded from its work dir and frozen). The pool's width and depth follow
+# the backbone (LPTClassifier builds PromptPoolNeck from it).
+_base_ = ['./phase1_places_vit_s.py']
+
+model = dict(
+    type='LPTClassifier',
+    neck=dict(type='PromptPoolNeck', pool_size=20, prompt_length=10, top_k=2),
+    share_blocks=6,
+    match_loss_weight=0.5,
+    shared_prefix=True,
+    # a phase-1 checkpoint file, or a work dir (its last_checkpoint is used)
+    phase1_checkpoint='work_dirs/phase1_places_vit_s')

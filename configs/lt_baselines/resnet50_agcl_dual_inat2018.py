@@ -1,0 +1,14 @@
+# Non-prompt long-tail baseline on iNaturalist 2018: a ResNet-50 trained end
+# to end (from scratch) with LPT's cosine head, A-GCL on both sampling
+# streams, DualClassBalancedSampler and LongTailAccuracy. A baseline: the
+# schedule is not tuned.
+_base_ = [
+    './_base_/models/resnet50_cosine_agcl.py',
+    '../_base_/datasets/inat2018.py',
+    './_base_/schedules/sgd_cosine_lt.py',
+    './_base_/lt_baseline_runtime.py',
+]
+
+model = dict(head=dict(num_classes=8142))
+# 437,513 training images: less regularisation than on CIFAR
+optim_wrapper = dict(optimizer=dict(weight_decay=1e-4))

@@ -1,0 +1,1 @@
+from .cpu_amp_optimizer_wrapper import *  # noqa: F401,F403
