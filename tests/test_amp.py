@@ -298,7 +298,7 @@ def test_amp_phase2(device, wrapper_type, dtype):
 
 
 def test_train_py_amp_on_cpu(tmp_path):
-    """tools/train.py --amp with the CPU wrapper: one epoch of phase 1."""
+    """tools/train.py --amp without GPU picks the CPU wrapper: phase 1."""
     torch.manual_seed(0)
     vit = VisionTransformer(
         arch=dict(
@@ -314,7 +314,6 @@ def test_train_py_amp_on_cpu(tmp_path):
             '--amp', '--work-dir',
             str(work_dir), '--cfg-options',
             f'model.backbone.init_cfg.checkpoint={tmp_path / "vit.pth"}',
-            'optim_wrapper.type=CPUAmpOptimWrapper',
             'optim_wrapper.dtype=bfloat16', 'train_cfg.max_epochs=1',
             'train_cfg.val_interval=1', 'default_hooks.checkpoint.interval=1'
         ],
@@ -334,3 +333,5 @@ def test_train_py_amp_on_cpu(tmp_path):
     ckpt = torch.load(work_dir / 'epoch_1.pth', map_location='cpu')
     assert 'loss_scaler' in ckpt['optimizer']
     assert 'long_tail/few' in out
+    dumped = (work_dir / 'phase1_digits.py').read_text()
+    assert "type='CPUAmpOptimWrapper'" in dumped

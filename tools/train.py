@@ -9,7 +9,7 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 from mmpretrain.utils import register_all_modules
 
-from lpt_mmpretrain.engine.dist import setup_cpu_distributed
+from lpt_mmpretrain.engine.dist import has_accelerator, setup_cpu_distributed
 
 DATALOADER_FIELDS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
 
@@ -26,10 +26,9 @@ def parse_args():
         help='If specify checkpoint path, resume from it, while if not '
         'specify, try to auto resume from the latest checkpoint '
         'in the work directory.')
-    parser.add_argument(
-        '--amp',
-        action='store_true',
-        help='enable automatic-mixed-precision training')
+    parser.add_argument('--amp',
+                        action='store_true',
+                        help='enable automatic-mixed-precision training')
     parser.add_argument(
         '--no-validate',
         action='store_true',
@@ -58,11 +57,10 @@ def parse_args():
         'It also allows nested list/tuple values, e.g. key="[(a,b),(c,d)]" '
         'Note that the quotation marks are necessary and that no white space '
         'is allowed.')
-    parser.add_argument(
-        '--launcher',
-        choices=['none', 'pytorch', 'slurm', 'mpi'],
-        default='none',
-        help='job launcher')
+    parser.add_argument('--launcher',
+                        choices=['none', 'pytorch', 'slurm', 'mpi'],
+                        default='none',
+                        help='job launcher')
     # When using PyTorch version >= 2.0.0, the `torch.distributed.launch`
     # will pass the `--local-rank` parameter to `tools/train.py` instead
     # of `--local_rank`.
@@ -94,7 +92,10 @@ def merge_args(cfg, args):
 
     # enable automatic-mixed-precision training
     if args.amp is True:
-        cfg.optim_wrapper.type = 'AmpOptimWrapper'
+        # MMEngine's AmpOptimWrapper needs an accelerator; on a CPU-only
+        # machine its CPU twin (bf16 by default) takes its place.
+        cfg.optim_wrapper.type = ('AmpOptimWrapper' if has_accelerator() else
+                                  'CPUAmpOptimWrapper')
         cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
 
     # resume training
