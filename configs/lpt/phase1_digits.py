@@ -9,7 +9,7 @@ _base_ = [
 
 tiny_vit = dict(
     embed_dims=64, num_layers=6, num_heads=4, feedforward_channels=128)
-pretrained = 'work_dirs/digits_pretrain_vit_tiny/epoch_30.pth'
+pretrained = 'work_dirs/digits_pretrain_vit_tiny/epoch_15.pth'
 
 model = dict(
     backbone=dict(
@@ -24,7 +24,7 @@ model = dict(
 # The spec's recipe (SGD, momentum 0.9, wd 0.01, warm-up then cosine) on a
 # CPU budget: fewer epochs and a larger lr for the small batch.
 base_lr = 0.05
-max_epochs = 20
+max_epochs = 40
 optim_wrapper = dict(
     optimizer=dict(type='SGD', lr=base_lr, momentum=0.9, weight_decay=0.01))
 param_scheduler = [
@@ -43,7 +43,7 @@ param_scheduler = [
         end=max_epochs,
         convert_to_iter_based=True),
 ]
-train_cfg = dict(by_epoch=True, max_epochs=max_epochs, val_interval=5)
+train_cfg = dict(by_epoch=True, max_epochs=max_epochs, val_interval=10)
 val_cfg = dict()
 test_cfg = dict()
 
