@@ -25,6 +25,8 @@ from lpt_mmpretrain.engine import dist as lpt_dist
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TOOLS = osp.join(REPO, 'tools')
 CONFIG = osp.join(REPO, 'tests', 'fixtures', 'tiny_vit_cls.py')
+# The 2-process runs test the CPU (gloo) path, also on a machine with a GPU.
+CPU_ONLY = dict(CUDA_VISIBLE_DEVICES='')
 # images per class folder; 5 test images do not split evenly over 2 ranks
 TRAIN_COUNTS = (4, 4)
 TEST_COUNTS = (3, 2)
@@ -153,7 +155,7 @@ def test_dist_train_on_cpu(workspace):
         osp.join(TOOLS, 'dist_train.sh'), CONFIG, '2', '--work-dir',
         str(work_dir)
     ]
-    out = _run(cmd, workspace, env=dict(PORT=str(_free_port())))
+    out = _run(cmd, workspace, env=dict(CPU_ONLY, PORT=str(_free_port())))
     assert "using the 'gloo' backend" in out
     assert 'Distributed training: True' in out
     # 8 training images, 2 ranks, batch size 2: 2 iterations per epoch
@@ -174,7 +176,7 @@ def test_dist_test_on_cpu_covers_whole_test_set(trained, single_preds,
         str(workspace / 'work_dirs' / 'test_dist'), '--out',
         str(dump)
     ]
-    out = _run(cmd, workspace, env=dict(PORT=str(_free_port())))
+    out = _run(cmd, workspace, env=dict(CPU_ONLY, PORT=str(_free_port())))
     preds = _load_preds(dump)
     # every test image once, none twice (the sampler pads 5 to 6)
     assert len(preds) == sum(TEST_COUNTS)
@@ -269,6 +271,22 @@ def test_setup_cpu_distributed_pytorch(cpu_only):
         type='MMDistributedDataParallel',
         find_unused_parameters=True,
         device_ids=None)
+
+
+def test_teardown_distributed(cpu_only):
+    # nothing to tear down: a no-op, not an error
+    lpt_dist.teardown_distributed()
+    assert not torch_dist.is_initialized()
+
+    cpu_only.setenv('RANK', '0')
+    cpu_only.setenv('WORLD_SIZE', '1')
+    cpu_only.setenv('MASTER_ADDR', '127.0.0.1')
+    cpu_only.setenv('MASTER_PORT', str(_free_port()))
+    cfg = Config(dict(env_cfg=dict(dist_cfg=dict(backend='gloo'))))
+    lpt_dist.setup_cpu_distributed(cfg, 'pytorch')
+    assert torch_dist.is_initialized()
+    lpt_dist.teardown_distributed()
+    assert not torch_dist.is_initialized()
 
 
 def test_setup_cpu_distributed_default_wrapper_and_slurm(cpu_only):

@@ -8,13 +8,14 @@ import mmengine
 from mmengine.config import Config, ConfigDict, DictAction
 from mmengine.dist import is_main_process
 from mmengine.evaluator import DumpResults
-from mmengine.registry import RUNNERS
 from mmengine.model import is_model_wrapper
+from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 from mmengine.runner.checkpoint import _load_checkpoint
 from mmpretrain.utils import register_all_modules
 
-from lpt_mmpretrain.engine.dist import setup_cpu_distributed
+from lpt_mmpretrain.engine.dist import (setup_cpu_distributed,
+                                        teardown_distributed)
 from lpt_mmpretrain.engine.prompt_checkpoint import (is_prompt_checkpoint,
                                                      load_prompt_checkpoint)
 
@@ -191,6 +192,8 @@ def main():
         # one `name: value` line per metric, after the runner's log
         for name, value in metrics.items():
             print(f'{name}: {value}', flush=True)
+
+    teardown_distributed()
 
 
 if __name__ == '__main__':

@@ -9,7 +9,8 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 from mmpretrain.utils import register_all_modules
 
-from lpt_mmpretrain.engine.dist import has_accelerator, setup_cpu_distributed
+from lpt_mmpretrain.engine.dist import (has_accelerator, setup_cpu_distributed,
+                                        teardown_distributed)
 
 DATALOADER_FIELDS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
 
@@ -176,6 +177,8 @@ def main():
 
     # start training
     runner.train()
+
+    teardown_distributed()
 
 
 if __name__ == '__main__':

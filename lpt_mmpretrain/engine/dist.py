@@ -25,7 +25,7 @@ from mmengine.device import (is_mlu_available, is_musa_available,
 from mmengine.logging import print_log
 from torch.nn.parallel import DistributedDataParallel
 
-__all__ = ['has_accelerator', 'setup_cpu_distributed']
+__all__ = ['has_accelerator', 'setup_cpu_distributed', 'teardown_distributed']
 
 # torch.distributed's default rendezvous port, as in MMEngine.
 _DEFAULT_MASTER_PORT = '29500'
@@ -207,3 +207,24 @@ def setup_cpu_distributed(cfg: Config, launcher: str) -> None:
         _init_cpu_process_group(cfg, launcher)
     if wrapper_cfg is not None:
         cfg.model_wrapper_cfg = wrapper_cfg
+
+
+def teardown_distributed() -> None:
+    """Wait for every rank, then destroy the default process group.
+
+    Call it at the end of a successful distributed run. A process that exits
+    with its process group still alive can be aborted while the interpreter
+    shuts down (``terminate called without an active exception``, exit code
+    -6 under ``torchrun``) because the backend's threads are still running;
+    MMEngine's runner never destroys the group. Does nothing when no process
+    group was initialised.
+    """
+    if not (torch_dist.is_available() and torch_dist.is_initialized()):
+        return
+    # no rank may tear down while another still talks to it
+    if torch_dist.get_backend() == 'nccl':
+        # name the device: NCCL's barrier otherwise guesses it, and warns
+        torch_dist.barrier(device_ids=[torch.cuda.current_device()])
+    else:
+        torch_dist.barrier()
+    torch_dist.destroy_process_group()
