@@ -131,7 +131,13 @@ def sgd(model):
     return torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
 
 
-def test_cpu_wrapper_autocasts():
+@pytest.fixture
+def cpu_device(monkeypatch):
+    """MMEngine's device is the CPU, also on a machine with a GPU."""
+    monkeypatch.setattr(wrapper_module, 'get_device', lambda: 'cpu')
+
+
+def test_cpu_wrapper_autocasts(cpu_device):
     model = nn.Linear(4, 4)
     for dtype, expected in ((None, torch.bfloat16),
                             ('bfloat16', torch.bfloat16),
@@ -144,7 +150,7 @@ def test_cpu_wrapper_autocasts():
         assert model(torch.randn(2, 4)).dtype == torch.float32
 
 
-def test_cpu_wrapper_errors(monkeypatch):
+def test_cpu_wrapper_errors(cpu_device, monkeypatch):
     model = nn.Linear(4, 4)
     with pytest.raises(ValueError, match='bfloat16'):
         CPUAmpOptimWrapper(optimizer=sgd(model), dtype='float32')
@@ -157,7 +163,7 @@ def test_cpu_wrapper_errors(monkeypatch):
         CPUAmpOptimWrapper(optimizer=sgd(model))
 
 
-def test_cpu_wrapper_config_and_state_dict():
+def test_cpu_wrapper_config_and_state_dict(cpu_device):
     model = nn.Linear(4, 4)
     wrapper = build_optim_wrapper(
         model,
@@ -278,7 +284,8 @@ def train_until_updated(model, wrapper, trained, max_steps=12):
 
 
 @pytest.mark.parametrize('device,wrapper_type,dtype', wrappers())
-def test_amp_phase1(device, wrapper_type, dtype):
+def test_amp_phase1(device, wrapper_type, dtype, monkeypatch):
+    monkeypatch.setattr(wrapper_module, 'get_device', lambda: device)
     torch.manual_seed(0)
     model = phase1_model().to(device)
     wrapper = wrapper_type(optimizer=sgd(model), dtype=dtype)
@@ -288,7 +295,8 @@ def test_amp_phase1(device, wrapper_type, dtype):
 
 
 @pytest.mark.parametrize('device,wrapper_type,dtype', wrappers())
-def test_amp_phase2(device, wrapper_type, dtype):
+def test_amp_phase2(device, wrapper_type, dtype, monkeypatch):
+    monkeypatch.setattr(wrapper_module, 'get_device', lambda: device)
     torch.manual_seed(0)
     model = phase2_model().to(device)
     wrapper = wrapper_type(optimizer=sgd(model), dtype=dtype)

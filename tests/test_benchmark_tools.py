@@ -23,7 +23,8 @@ def load_script(path, name):
 
 
 @pytest.fixture(scope='module')
-def benchmark():
+def bench_script():
+    # not named `benchmark`: that is pytest-benchmark's fixture
     return load_script(BENCHMARK, 'lpt_benchmark')
 
 
@@ -58,7 +59,7 @@ def parse_table(text, columns):
     return rows
 
 
-def test_benchmark_digits(benchmark, tmp_path):
+def test_benchmark_digits(bench_script, tmp_path):
     out = tmp_path / 'bench.json'
     stdout = run_script(BENCHMARK, PHASE2_DIGITS, '--device', 'cpu',
                         '--batch-size', '4', '--infer-batch-size', '6',
@@ -74,7 +75,7 @@ def test_benchmark_digits(benchmark, tmp_path):
         f'phase{p}_{what}' for p in (1, 2)
         for what in ('params_total', 'params_trainable', 'trainable_pct')
     ] + ['ckpt_prompt_mib', 'ckpt_full_mib', 'ckpt_ratio_pct'] + [
-        f'{run[0]}_{what}' for run in benchmark.RUNS
+        f'{run[0]}_{what}' for run in bench_script.RUNS
         for what in ('img_s', 'peak_mib', 'extra_mib')
     ] + [
         f'phase2_{mode}_speedup{suffix}' for mode in ('train', 'infer')
@@ -102,7 +103,7 @@ def test_benchmark_digits(benchmark, tmp_path):
     assert sizes['ckpt_full'] > 4 * values['phase2_params_total']
     assert sizes['ckpt_prompt'] > 4 * (
         values['phase2_params_trainable'] + 6 * 5 * 64)
-    for run, _, mode, _ in benchmark.RUNS:
+    for run, _, mode, _ in bench_script.RUNS:
         assert len(figures['runs'][run]['times_s']) == 2
         assert figures['runs'][run]['images'] == (8 if mode == 'train' else 6)
         assert values[f'{run}_img_s'] > 0
@@ -120,7 +121,7 @@ def test_benchmark_digits(benchmark, tmp_path):
     assert values['phase2_train_speedup_expected'] > 1
 
 
-def test_expected_speedups_equal_blocks(benchmark):
+def test_expected_speedups_equal_blocks(bench_script):
     # No group prompt: all blocks cost the same, so the ratios are the block
     # counts: 2L / (2L - k) and (2L + (L - k)) / (2L - k + (L - k)).
     geometry = dict(
@@ -131,50 +132,50 @@ def test_expected_speedups_equal_blocks(benchmark):
         tokens=197,
         prompt_length=10,
         group_prompt_length=0)
-    ratios = benchmark.expected_speedups(geometry)
+    ratios = bench_script.expected_speedups(geometry)
     assert ratios['infer'] == pytest.approx(24 / 18)
     assert ratios['train'] == pytest.approx(30 / 24)
-    assert benchmark.expected_speedups(
+    assert bench_script.expected_speedups(
         geometry, beta=2.)['train'] == pytest.approx(36 / 30)
     # Longer sequences in the group-prompt blocks weigh the shared part less.
-    with_group = benchmark.expected_speedups(
+    with_group = bench_script.expected_speedups(
         dict(geometry, group_prompt_length=10))
     assert 1 < with_group['infer'] < 24 / 18
 
 
-def test_phase1_derived_from_phase2(benchmark):
-    phase2 = benchmark.phase2_model_cfg(
+def test_phase1_derived_from_phase2(bench_script):
+    phase2 = bench_script.phase2_model_cfg(
         Config.fromfile(PHASE2_DIGITS), PHASE2_DIGITS)
     assert phase2['allow_no_phase1'] and phase2['phase1_checkpoint'] is None
-    phase1 = benchmark.phase1_model_cfg(phase2)
+    phase1 = bench_script.phase1_model_cfg(phase2)
     assert phase1['type'] == 'ImageClassifier'
-    assert not set(benchmark.PHASE2_ONLY_KEYS) & set(phase1)
+    assert not set(bench_script.PHASE2_ONLY_KEYS) & set(phase1)
     assert phase1['backbone'] == phase2['backbone']
     assert phase1['head'] == phase2['head']
-    assert benchmark.phase1_model_cfg(
+    assert bench_script.phase1_model_cfg(
         phase2, PHASE1_DIGITS) == Config.fromfile(PHASE1_DIGITS).model
     with pytest.raises(ValueError, match='phase-2'):
-        benchmark.phase2_model_cfg(
+        bench_script.phase2_model_cfg(
             Config.fromfile(PHASE1_DIGITS), PHASE1_DIGITS)
     with pytest.raises(ValueError, match='phase-1 config'):
-        benchmark.phase1_model_cfg(phase2, PHASE2_DIGITS)
+        bench_script.phase1_model_cfg(phase2, PHASE2_DIGITS)
 
 
-def test_synthetic_class_counts(benchmark):
-    counts = benchmark.synthetic_class_counts(100)
+def test_synthetic_class_counts(bench_script):
+    counts = bench_script.synthetic_class_counts(100)
     assert counts[0] == 500 and counts[-1] == 5 and len(counts) == 100
     assert counts == sorted(counts, reverse=True)
-    assert benchmark.synthetic_class_counts(1) == [500]
-    assert min(benchmark.synthetic_class_counts(5000)) >= 1
+    assert bench_script.synthetic_class_counts(1) == [500]
+    assert min(bench_script.synthetic_class_counts(5000)) >= 1
 
 
-def test_benchmark_rejects_bad_args(benchmark):
+def test_benchmark_rejects_bad_args(bench_script):
     with pytest.raises(SystemExit):
-        benchmark.parse_args([PHASE2_DIGITS, '--iters', '0'])
+        bench_script.parse_args([PHASE2_DIGITS, '--iters', '0'])
     with pytest.raises(SystemExit):
-        benchmark.parse_args([PHASE2_DIGITS, '--img-size', '1', '2', '3'])
+        bench_script.parse_args([PHASE2_DIGITS, '--img-size', '1', '2', '3'])
     with pytest.raises(SystemExit):
-        benchmark.parse_args([PHASE2_DIGITS, '--threads', '0'])
+        bench_script.parse_args([PHASE2_DIGITS, '--threads', '0'])
 
 
 def count_table(stdout):

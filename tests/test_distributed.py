@@ -116,6 +116,8 @@ class Workspace:
         self.env = dict(
             os.environ,
             OMP_NUM_THREADS='1',
+            # the 2-rank gloo runs on CPU, also on a machine with one GPU
+            CUDA_VISIBLE_DEVICES='',
             PYTHON=sys.executable,
             PYTHONPATH=os.pathsep.join(
                 [str(modules), os.environ.get('PYTHONPATH', '')]))
