@@ -5,6 +5,9 @@ import pickle
 import re
 import subprocess
 import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -177,6 +180,35 @@ def test_run_child_failure(demo, tmp_path):
     assert 'status 3' in str(info.value)
     assert 'the reason' in str(info.value)
     assert 'the reason' in log.read_text()
+
+
+def test_wait_lets_every_step_finish_then_raises(demo):
+    started = threading.Event()
+    finished = []
+
+    def fail():
+        started.wait(5)
+        raise demo.DemoError('first step failed')
+
+    def slow():
+        started.set()
+        time.sleep(0.2)
+        finished.append('slow')
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        futures = [pool.submit(fail), pool.submit(slow)]
+        with pytest.raises(demo.DemoError, match='first step failed'):
+            demo._wait(futures)
+    # the other step ran to its end before the error was raised
+    assert finished == ['slow']
+    demo._wait([])  # nothing to wait for
+
+
+def test_jobs_argument(demo):
+    assert demo.parse_args([]).jobs == 2
+    assert demo.parse_args(['--jobs', '1']).jobs == 1
+    with pytest.raises(SystemExit):
+        demo.parse_args(['--jobs', '0'])
 
 
 # --------------------------------------------------------------------- #

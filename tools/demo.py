@@ -2,7 +2,8 @@
 
 Usage::
 
-    python tools/demo.py [--work-dir work_dirs/demo] [--seed 0] [--quick]
+    python tools/demo.py [--work-dir work_dirs/demo] [--seed 0] [--quick] \\
+        [--jobs 2] [--threads 1]
 
 DigitsLT is scikit-learn's bundled 8x8 digits (no download) split into a
 long-tailed training split (84 .. 8 images per class), a balanced test split
@@ -28,6 +29,10 @@ top-1, class mean, many / medium / few-shot accuracy, trainable and total
 parameters. The table is also written to ``WORK_DIR/results.md`` and
 ``WORK_DIR/results.json``; every child's full log to ``WORK_DIR/logs/``.
 
+``--jobs`` (default 2) runs independent steps side by side: the baseline
+beside phase 1, the first two tests beside phase 2. Every step is its own
+process with its own seed, so the results do not depend on it.
+
 ``--seed`` sets ``randomness.seed`` of every training run (initialisation,
 sampling, dropout, A-GCL noise); the data split itself is fixed (DigitsLT's
 own ``seed=0``). ``--quick`` is a smoke mode for the tests: one epoch per
@@ -41,8 +46,10 @@ import os.path as osp
 import re
 import subprocess
 import sys
+import threading
 import time
 import warnings
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Dict, List, Optional, Sequence, Tuple
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -181,6 +188,22 @@ def run_child(args: Sequence[str],
     return ''.join(lines)
 
 
+def _wait(futures: Sequence[Future]) -> None:
+    """Wait for every step; re-raise the first failure once all stopped.
+
+    Steps already running are let finish (their logs stay whole); a failed
+    step's error is raised after them.
+    """
+    errors = []
+    for future in futures:
+        try:
+            future.result()
+        except Exception as error:  # re-raised below
+            errors.append(error)
+    if errors:
+        raise errors[0]
+
+
 def last_checkpoint(work_dir: str) -> str:
     """The checkpoint MMEngine recorded last in ``work_dir``."""
     record = osp.join(work_dir, 'last_checkpoint')
@@ -315,7 +338,17 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         help='torch threads of every child process (OMP_NUM_THREADS); the '
         'tiny ViT gains nothing from more, and one thread is robust on a '
         'busy machine. 0 keeps torch\'s default (default: 1)')
+    parser.add_argument(
+        '--jobs',
+        type=int,
+        default=2,
+        help='steps run at the same time where they do not depend on each '
+        'other (baseline and phase 1; phase 2 and the first tests); each '
+        'runs with --threads threads. Results do not depend on it '
+        '(default: 2, for 2 cores)')
     args = parser.parse_args(argv)
+    if args.jobs < 1:
+        parser.error(f'--jobs must be >= 1, got {args.jobs}.')
     if args.threads < 0:
         parser.error(f'--threads must be >= 0, got {args.threads}.')
     return args
@@ -338,49 +371,58 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
         'default_hooks.checkpoint.interval': 1,
     } if args.quick else {}
 
+    lock = threading.Lock()
+
     def say(text: str) -> None:
-        print(text, flush=True)
+        with lock:  # whole lines, also from concurrent steps
+            print(text, flush=True)
 
     num_stages = 6
 
-    def train(step: int, name: str, config: str, what: str,
-              options: dict) -> None:
+    def train(pool: Optional[ThreadPoolExecutor], step: int, name: str,
+              config: str, what: str, options: dict) -> Optional[Future]:
+        """Announce a training step, then run it (in ``pool`` if given)."""
         options = {**seed, **options, **quick}
         max_epochs = max_epochs_of(config, options)
         plural = 's' if max_epochs > 1 else ''
         say(f'{clock.stamp()} [{step}/{num_stages}] {what}: '
             f'{_rel(config)}, {max_epochs} epoch{plural}')
-        start = clock()
-        run_child([
-            'tools/train.py', config, '--work-dir', dirs[name],
-            '--cfg-options', *_option_args(options)
-        ], osp.join(logs, f'train_{name}.log'), args.threads, max_epochs, say)
-        say(f'{clock.stamp()}       done in {clock() - start:.1f} s -> '
-            f'{_rel(last_checkpoint(dirs[name]))}')
+
+        def progress(line: str) -> None:
+            # tell concurrent steps apart
+            say(f'      {name}: {line.strip()}' if args.jobs > 1 else line)
+
+        def run() -> None:
+            start = clock()
+            run_child([
+                'tools/train.py', config, '--work-dir', dirs[name],
+                '--cfg-options', *_option_args(options)
+            ], osp.join(logs, f'train_{name}.log'), args.threads, max_epochs,
+                      progress)
+            say(f'{clock.stamp()}       {name} done in {clock() - start:.1f} '
+                f's -> {_rel(last_checkpoint(dirs[name]))}')
+
+        if pool is None:
+            run()
+            return None
+        return pool.submit(run)
 
     mode = ', quick mode' if args.quick else ''
     say(f'LPT demo on DigitsLT (seed {args.seed}{mode}); work dir '
-        f'{_rel(work_dir)}')
-    train(1, 'pretrain', PRETRAIN_CFG,
+        f'{_rel(work_dir)}; {args.jobs} step(s) at a time')
+    train(None, 1, 'pretrain', PRETRAIN_CFG,
           'pretrain the tiny ViT on the balanced `pretrain` split', {})
     pretrained = last_checkpoint(dirs['pretrain'])
     backbone = {'model.backbone.init_cfg.checkpoint': pretrained}
-
-    train(2, 'baseline', BASELINE_CFG,
-          'baseline: linear probe of the frozen tiny ViT', backbone)
-    train(3, 'phase1', PHASE1_CFG, 'LPT phase 1 (frozen tiny ViT)', backbone)
     phase2_options = {**backbone, 'model.phase1_checkpoint': dirs['phase1']}
-    train(4, 'phase2', PHASE2_CFG, 'LPT phase 2 from the phase-1 work dir',
-          phase2_options)
-
-    say(f'{clock.stamp()} [5/{num_stages}] tools/test.py on the test split')
     model_options = {
         'baseline': backbone,
         'phase1': backbone,
         'phase2': phase2_options
     }
-    checkpoints, preds, rows = {}, {}, []
-    for key, title, config in MODELS:
+    checkpoints, preds, outputs = {}, {}, {}
+
+    def test(key: str, title: str, config: str) -> None:
         full = last_checkpoint(dirs[key])
         prompts = osp.splitext(full)[0] + '_prompts.pth'
         # LPT models: test the small prompt-only file (+ the pretrained
@@ -392,27 +434,51 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
         checkpoints[key] = {'full': full, 'tested': checkpoint}
         preds[key] = osp.join(dirs[key], 'preds.pkl')
         start = clock()
-        out = run_child([
+        outputs[key] = run_child([
             'tools/test.py', config, checkpoint, '--work-dir',
             osp.join(dirs[key], 'test'), '--out', preds[key], '--cfg-options',
             *_option_args(model_options[key])
         ], osp.join(logs, f'test_{key}.log'), args.threads)
-        metrics = parse_metrics(out)
+        metrics = parse_metrics(outputs[key])
+        say(f'{clock.stamp()}       {title}: top-1 '
+            f'{metrics["long_tail/top1"]:.2f}, few '
+            f'{metrics["long_tail/few"]:.2f} ({clock() - start:.1f} s, '
+            f'{_rel(checkpoint)})')
+
+    # Steps start as soon as what they need exists, up to --jobs at once:
+    # baseline and phase 1 both need only the pretrained ViT, and the
+    # first two tests need only their own training run.
+    tests = {key: (key, title, config) for key, title, config in MODELS}
+    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        _wait([
+            train(pool, 2, 'baseline', BASELINE_CFG,
+                  'baseline: linear probe of the frozen tiny ViT', backbone),
+            train(pool, 3, 'phase1', PHASE1_CFG,
+                  'LPT phase 1 (frozen tiny ViT)', backbone)
+        ])
+        phase2 = train(pool, 4, 'phase2', PHASE2_CFG,
+                       'LPT phase 2 from the phase-1 work dir',
+                       phase2_options)
+        say(f'{clock.stamp()} [5/{num_stages}] tools/test.py on the test '
+            'split')
+        early = [pool.submit(test, *tests[key]) for key in tests
+                 if key != 'phase2']
+        _wait([phase2])
+        _wait(early + [pool.submit(test, *tests['phase2'])])
+
+    rows = []
+    for key, title, config in MODELS:
         trainable, total = count_parameters(config, model_options[key])
         rows.append(
             dict(
                 key=key,
                 title=title,
                 config=osp.relpath(config, ROOT),
-                checkpoint=checkpoint,
+                checkpoint=checkpoints[key]['tested'],
                 preds=preds[key],
-                metrics=metrics,
+                metrics=parse_metrics(outputs[key]),
                 trainable_params=trainable,
                 total_params=total))
-        say(f'{clock.stamp()}       {title}: top-1 '
-            f'{metrics["long_tail/top1"]:.2f}, few '
-            f'{metrics["long_tail/few"]:.2f} ({clock() - start:.1f} s, '
-            f'{_rel(checkpoint)})')
 
     say(f'{clock.stamp()} [6/{num_stages}] figures '
         '(tools/analysis_tools/plot_per_class.py)')
