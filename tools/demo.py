@@ -420,7 +420,7 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
         'phase1': backbone,
         'phase2': phase2_options
     }
-    checkpoints, preds, outputs = {}, {}, {}
+    checkpoints, preds, metrics = {}, {}, {}
 
     def test(key: str, title: str, config: str) -> None:
         full = last_checkpoint(dirs[key])
@@ -434,15 +434,15 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
         checkpoints[key] = {'full': full, 'tested': checkpoint}
         preds[key] = osp.join(dirs[key], 'preds.pkl')
         start = clock()
-        outputs[key] = run_child([
+        out = run_child([
             'tools/test.py', config, checkpoint, '--work-dir',
             osp.join(dirs[key], 'test'), '--out', preds[key], '--cfg-options',
             *_option_args(model_options[key])
         ], osp.join(logs, f'test_{key}.log'), args.threads)
-        metrics = parse_metrics(outputs[key])
+        metrics[key] = parse_metrics(out)
         say(f'{clock.stamp()}       {title}: top-1 '
-            f'{metrics["long_tail/top1"]:.2f}, few '
-            f'{metrics["long_tail/few"]:.2f} ({clock() - start:.1f} s, '
+            f'{metrics[key]["long_tail/top1"]:.2f}, few '
+            f'{metrics[key]["long_tail/few"]:.2f} ({clock() - start:.1f} s, '
             f'{_rel(checkpoint)})')
 
     # Steps start as soon as what they need exists, up to --jobs at once:
@@ -476,7 +476,7 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
                 config=osp.relpath(config, ROOT),
                 checkpoint=checkpoints[key]['tested'],
                 preds=preds[key],
-                metrics=parse_metrics(outputs[key]),
+                metrics=metrics[key],
                 trainable_params=trainable,
                 total_params=total))
 
