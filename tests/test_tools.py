@@ -253,11 +253,16 @@ def cpu_only(monkeypatch):
         torch_dist.destroy_process_group()
 
 
+def _single_rank_env(monkeypatch):
+    """The variables torchrun sets for a one-process run."""
+    monkeypatch.setenv('RANK', '0')
+    monkeypatch.setenv('WORLD_SIZE', '1')
+    monkeypatch.setenv('MASTER_ADDR', '127.0.0.1')
+    monkeypatch.setenv('MASTER_PORT', str(_free_port()))
+
+
 def test_setup_cpu_distributed_pytorch(cpu_only):
-    cpu_only.setenv('RANK', '0')
-    cpu_only.setenv('WORLD_SIZE', '1')
-    cpu_only.setenv('MASTER_ADDR', '127.0.0.1')
-    cpu_only.setenv('MASTER_PORT', str(_free_port()))
+    _single_rank_env(cpu_only)
     cfg = Config(
         dict(
             env_cfg=dict(dist_cfg=dict(backend='nccl', timeout=60)),
@@ -278,10 +283,7 @@ def test_teardown_distributed(cpu_only):
     lpt_dist.teardown_distributed()
     assert not torch_dist.is_initialized()
 
-    cpu_only.setenv('RANK', '0')
-    cpu_only.setenv('WORLD_SIZE', '1')
-    cpu_only.setenv('MASTER_ADDR', '127.0.0.1')
-    cpu_only.setenv('MASTER_PORT', str(_free_port()))
+    _single_rank_env(cpu_only)
     cfg = Config(dict(env_cfg=dict(dist_cfg=dict(backend='gloo'))))
     lpt_dist.setup_cpu_distributed(cfg, 'pytorch')
     assert torch_dist.is_initialized()
@@ -326,10 +328,7 @@ def test_setup_cpu_distributed_errors_and_no_ops(cpu_only):
 
 
 def test_setup_cpu_distributed_refuses_gpu_device_ids(cpu_only):
-    cpu_only.setenv('RANK', '0')
-    cpu_only.setenv('WORLD_SIZE', '1')
-    cpu_only.setenv('MASTER_ADDR', '127.0.0.1')
-    cpu_only.setenv('MASTER_PORT', str(_free_port()))
+    _single_rank_env(cpu_only)
     cfg = Config(
         dict(
             env_cfg=dict(dist_cfg=dict(backend='gloo')),
