@@ -1,0 +1,17 @@
+# LPT phase 1 on iNaturalist 2018 with a frozen CLIP ViT-B/16 image encoder
+# (OpenAI weights converted with tools/model_converters/clip_to_mmpretrain.py,
+# see docs/clip.md): shared prompt + cosine head, A-GCL on both streams.
+_base_ = [
+    '../_base_/models/lpt_clip_vit_b16.py',
+    '../_base_/datasets/inat2018.py',
+    '../_base_/schedules/lpt_sgd_90e.py',
+    '../_base_/default_runtime.py',
+]
+
+model = dict(head=dict(num_classes=8142))
+
+# An iNat epoch is ~1,709 iterations on 8 GPUs (13,672 on one): besides the
+# epoch checkpoints (CheckpointHook, newest 3), PreemptionCheckpointHook
+# writes iter_N.pth every 1,000 iterations and keeps only the newest one; the
+# two hooks keep separate lists (docs/data_loading.md, "Checkpoints").
+default_hooks = dict(preemption=dict(interval=1000, max_keep_ckpts=1))

@@ -1,0 +1,20 @@
+# LPT phase 2 on iNaturalist 2018 with CLIP ViT-B/16: group-specific prompt
+# pool on top of the phase-1 shared prompt, loaded from the phase-1 work dir
+# and frozen.
+_base_ = [
+    '../_base_/models/lpt_clip_vit_b16_phase2.py',
+    '../_base_/datasets/inat2018.py',
+    '../_base_/schedules/lpt_sgd_90e.py',
+    '../_base_/default_runtime.py',
+]
+
+model = dict(
+    head=dict(num_classes=8142),
+    # a phase-1 checkpoint file, or a work dir (its last_checkpoint is used)
+    phase1_checkpoint='work_dirs/phase1_inat_clip_b16')
+
+# An iNat epoch is ~1,709 iterations on 8 GPUs (13,672 on one): besides the
+# epoch checkpoints (CheckpointHook, newest 3), PreemptionCheckpointHook
+# writes iter_N.pth every 1,000 iterations and keeps only the newest one; the
+# two hooks keep separate lists (docs/data_loading.md, "Checkpoints").
+default_hooks = dict(preemption=dict(interval=1000, max_keep_ckpts=1))
