@@ -212,3 +212,55 @@ def test_count_params_places_vit_b(count_params, capsys):
     assert table['head'] == (280320, 0, 280320)
     trainable, frozen, _ = table['backbone (pretrained weights)']
     assert trainable == 0 and frozen > 85_000_000
+
+
+def test_benchmark_multitask_mode(tmp_path):
+    out = tmp_path / 'multitask.json'
+    stdout = run_script(BENCHMARK, PHASE2_DIGITS, '--mode', 'multitask',
+                        '--device', 'cpu', '--tasks', '1', '2',
+                        '--infer-batch-size', '4', '--iters', '1',
+                        '--warmup', '0', '--threads', '1', '--json', str(out))
+    rows = parse_table(stdout, ['metric', 'value', 'unit'])
+    figures = json.loads(out.read_text())
+    values = figures['figures']
+    assert len(rows) == len(values) == 2 * 4 + 2 * 5
+    for n in (1, 2):
+        for serving in ('shared', 'separate'):
+            key = f'n{n}_{serving}'
+            assert values[f'{key}_img_s'] > 0
+            assert values[f'{key}_peak_mib'] > 0
+        assert values[f'n{n}_shared_single_img_s'] > 0
+    # One backbone: a second task adds its prompts, pool and head only.
+    task = values['n2_shared_weights_mib'] - values['n1_shared_weights_mib']
+    full = values['n1_separate_weights_mib']
+    assert 0 < task < full / 5
+    assert values['n2_separate_weights_mib'] == pytest.approx(2 * full)
+    assert values['n1_shared_weights_mib'] == pytest.approx(full, rel=0.05)
+
+
+def test_benchmark_deploy_mode_eager(tmp_path):
+    out = tmp_path / 'deploy.json'
+    stdout = run_script(BENCHMARK, PHASE2_DIGITS, '--mode', 'deploy',
+                        '--device', 'cpu', '--backends', 'eager',
+                        '--batch-sizes', '1', '3', '--min-run-time', '0.05',
+                        '--threads', '1', '--json', str(out))
+    rows = parse_table(stdout, ['metric', 'value', 'unit'])
+    values = json.loads(out.read_text())['figures']
+    assert len(rows) == len(values) == 2 * 6
+    for batch in (1, 3):
+        assert values[f'eager_b{batch}_latency_ms'] > 0
+        assert values[f'eager_b{batch}_img_s'] == pytest.approx(
+            1e3 * batch / values[f'eager_b{batch}_latency_ms'], rel=1e-6)
+        assert values[f'eager_b{batch}_max_abs_diff'] == 0
+
+
+def test_measure_helpers():
+    import torch.nn as nn
+
+    from lpt_mmpretrain.benchmark.measure import count_params, tensor_bytes
+    shared = nn.Linear(3, 4)
+    model = nn.Sequential(shared, nn.ReLU(), shared, nn.BatchNorm1d(4))
+    model[3].weight.requires_grad_(False)
+    # Shared parameters count once; BatchNorm buffers are not parameters.
+    assert count_params(model) == (16 + 8, 16 + 4)
+    assert tensor_bytes(model) == 4 * (16 + 8 + 4 + 4) + 8  # + num_batches
