@@ -237,10 +237,11 @@ def test_input_errors():
 
 def test_count_errors():
     loss_fn = AsymmetricGCLLoss()
-    with pytest.raises(ValueError, match=r'class indices \[1, 3\]') as err:
+    with pytest.raises(ValueError,
+                       match=r'no training image.*class 1, 3\.') as err:
         loss_fn.set_cls_num_list([5, 0, 3, 0])
     assert 'at least one training image' in str(err.value)
-    with pytest.raises(ValueError, match=r'class indices \[0\]'):
+    with pytest.raises(ValueError, match=r'no training image.*class 0\.'):
         loss_fn.set_cls_num_list([-2, 3])
     with pytest.raises(ValueError, match='1-D'):
         loss_fn.set_cls_num_list([[1, 2], [3, 4]])
@@ -262,3 +263,10 @@ def test_count_errors():
 def test_constructor_errors(kwargs):
     with pytest.raises(ValueError):
         AsymmetricGCLLoss(**kwargs)
+
+
+def test_counts_are_an_attribute_not_a_buffer():
+    # The only buffer is the per-class noise scale that forward uses.
+    loss_fn = AsymmetricGCLLoss(COUNTS)
+    assert set(dict(loss_fn.named_buffers())) == {'noise_eps'}
+    assert set(dict(AsymmetricGCLLoss().named_buffers())) == set()

@@ -8,7 +8,7 @@ from mmpretrain.structures import DataSample
 
 from lpt_mmpretrain.models.heads import cosine_cls_head
 from lpt_mmpretrain.models.heads.cosine_cls_head import CosineClsHead  # noqa: F401  (registers it)
-from lpt_mmpretrain.models.utils.dual_stream import STREAM_KEY
+from lpt_mmpretrain.structures import STREAM_KEY
 
 COUNTS = [50, 20, 8, 3, 1]
 AGCL = dict(type='AsymmetricGCLLoss', cls_num_list=COUNTS)
@@ -251,3 +251,117 @@ def test_end_to_end_resnet_dual_stream():
     model.eval()
     preds = model(inputs, mode='predict')
     assert preds[0].pred_score.shape == (5, )
+
+
+def test_unit_norm_init_by_default():
+    head = MODELS.build(
+        dict(type='CosineClsHead', num_classes=5, in_channels=8, loss=AGCL))
+    torch.manual_seed(1)
+    head.init_weights()
+    # the released code: uniform in [-1, 1], renormalised per class vector
+    torch.manual_seed(1)
+    expected = torch.empty(5, 8).uniform_(-1, 1).renorm_(2, 0, 1e-5).mul_(1e5)
+    torch.testing.assert_close(head.fc.weight.detach(), expected)
+    torch.testing.assert_close(
+        head.fc.weight.norm(dim=1), torch.ones(5), rtol=0, atol=1e-6)
+    # also when the head is initialised as part of a classifier
+    model = ImageClassifier(
+        backbone=dict(
+            type='ResNet', depth=18, stem_channels=8, base_channels=8),
+        neck=dict(type='GlobalAveragePooling'),
+        head=dict(
+            type='CosineClsHead', num_classes=5, in_channels=64, loss=AGCL))
+    model.init_weights()
+    torch.testing.assert_close(
+        model.head.fc.weight.norm(dim=1), torch.ones(5), rtol=0, atol=1e-6)
+
+
+def test_trunc_normal_init_is_an_option():
+    # The former init: norms of about 0.02 * sqrt(768) = 0.55 at width 768.
+    torch.manual_seed(0)
+    head = make_head(
+        in_channels=768,
+        init_cfg=dict(type='TruncNormal', layer='Linear', std=0.02))
+    norms = head.fc.weight.norm(dim=1)
+    assert 0.45 < norms.min() and norms.max() < 0.65
+    torch.manual_seed(0)
+    assert torch.allclose(
+        make_head(in_channels=768).fc.weight.norm(dim=1), torch.ones(5))
+
+
+def test_set_class_counts_reaches_the_losses():
+    late = dict(type='AsymmetricGCLLoss')
+    head = make_head(loss=late, ib_loss=dict(late, gamma_pos=0.5))
+    taken = head.set_class_counts(COUNTS)
+    assert taken == {'loss_module': True, 'ib_loss_module': True}
+    for loss in (head.loss_module, head.ib_loss_module):
+        assert loss.cls_num_list.tolist() == COUNTS
+    # a loss built with its own counts keeps them
+    head = make_head(loss=AGCL, ib_loss=late)
+    taken = head.set_class_counts([5, 4, 3, 2, 1])
+    assert taken == {'loss_module': False, 'ib_loss_module': True}
+    assert head.loss_module.cls_num_list.tolist() == COUNTS
+    assert head.ib_loss_module.cls_num_list.tolist() == [5, 4, 3, 2, 1]
+    with pytest.raises(ValueError, match='counts of 5 classes'):
+        head.set_class_counts([3, 2, 1])
+    # losses without class counts are left alone
+    head = make_head(loss=dict(type='CrossEntropyLoss'))
+    assert head.set_class_counts(COUNTS) == {}
+
+
+def test_loss_and_weights_read_the_streams_once(monkeypatch):
+    calls = []
+    get_streams = cosine_cls_head.get_streams
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return get_streams(*args, **kwargs)
+
+    monkeypatch.setattr(cosine_cls_head, 'get_streams', counting)
+    head = make_head(ib_loss=AGCL_IB, dropout=0.).eval()
+    head.set_train_progress(3, 10)
+    x = torch.randn(6, 8)
+    samples = make_samples([0, 1, 2, 3, 4, 2], [1, 0, 0, 1, 1, 0])
+    losses, weights = head.loss_and_weights((x, ), samples)
+    assert len(calls) == 1
+    torch.testing.assert_close(weights, head.sample_weights(samples))
+    expected = head.loss((x, ), samples)
+    assert set(losses) == set(expected) == {'loss_cb', 'loss_ib'}
+    for key in losses:
+        torch.testing.assert_close(losses[key], expected[key])
+
+
+def test_lpt_step_reads_the_streams_once(monkeypatch):
+    calls = []
+    get_streams = cosine_cls_head.get_streams
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return get_streams(*args, **kwargs)
+
+    tiny = dict(
+        embed_dims=8, num_layers=2, num_heads=2, feedforward_channels=16)
+    model = MODELS.build(
+        dict(
+            type='LPTClassifier',
+            backbone=dict(
+                type='LPTVisionTransformer',
+                arch=tiny,
+                img_size=16,
+                patch_size=8,
+                prompt_length=2),
+            neck=dict(
+                type='PromptPoolNeck', pool_size=2, prompt_length=2, top_k=1),
+            head=dict(
+                type='CosineClsHead',
+                num_classes=5,
+                in_channels=8,
+                loss=AGCL,
+                ib_loss=AGCL_IB),
+            share_blocks=1,
+            allow_no_phase1=True))
+    monkeypatch.setattr(cosine_cls_head, 'get_streams', counting)
+    samples = make_samples([0, 1, 2, 3], [0, 1, 1, 0])
+    losses = model.loss(torch.randn(4, 3, 16, 16), samples)
+    assert set(losses) == {'loss_cb', 'loss_ib', 'loss_match'}
+    assert len(calls) == 1

@@ -7,8 +7,9 @@ import torch
 from torch.utils.data import DataLoader
 
 from lpt_mmpretrain.datasets.samplers import dual_class_balanced_sampler as mod
-from lpt_mmpretrain.datasets.samplers import DualClassBalancedSampler
-from lpt_mmpretrain.models.utils.dual_stream import STREAM_CB, STREAM_IB
+from lpt_mmpretrain.datasets.samplers import (DualClassBalancedSampler,
+                                              DualStreamBatchSampler)
+from lpt_mmpretrain.structures import STREAM_CB, STREAM_IB
 from mmpretrain.registry import DATA_SAMPLERS
 
 
@@ -244,9 +245,69 @@ def test_errors():
         make_sampler(ds, 8, seed=-1)
     # a class named in the metainfo but without images
     no_images = FakeLTDataset([3, 4, 5], classes=('a', 'b', 'c', 'd'))
-    with pytest.raises(ValueError, match=r'no image.*\[3\]'):
+    with pytest.raises(ValueError, match=r'no training image.*class 3\.'):
         make_sampler(no_images, 4)
     # a label outside the class list
     bad = FakeLTDataset([3, 4, 5], classes=('a', 'b'))
     with pytest.raises(ValueError, match=r'\[0, 2\)'):
         make_sampler(bad, 4)
+
+
+def test_batch_sampler_writes_the_batch_once():
+    ds = FakeLTDataset(COUNTS)
+    ref = make_sampler(ds, 4, num_samples_cls=2, seed=0)
+    ref.set_epoch(1)
+    expected = list(DataLoader(ds, batch_size=8, sampler=ref))
+
+    sampler = make_sampler(ds, None, num_samples_cls=2, seed=0)
+    assert sampler.batch_size is None
+    batch_sampler = DualStreamBatchSampler(sampler, batch_size=8)
+    assert sampler.batch_size == 4
+    assert len(batch_sampler) == sampler.iters_per_epoch
+    loader = DataLoader(ds, batch_sampler=batch_sampler)
+    # MMEngine's DistSamplerSeedHook reaches the sampler through here
+    loader.batch_sampler.sampler.set_epoch(1)
+    batches = list(loader)
+    assert len(batches) == len(expected) == ref.iters_per_epoch
+    for batch, ref_batch in zip(batches, expected):
+        assert batch['stream'].tolist() == [STREAM_CB] * 4 + [STREAM_IB] * 4
+        assert batch['index'].tolist() == ref_batch['index'].tolist()
+
+
+def test_batch_sampler_from_a_config():
+    from mmengine.registry import init_default_scope
+    from mmengine.runner import Runner
+    init_default_scope('mmpretrain')
+    ds = FakeLTDataset(COUNTS)
+    loader = Runner.build_dataloader(
+        dict(
+            batch_size=8,
+            dataset=ds,
+            sampler=dict(
+                type='DualClassBalancedSampler', num_samples_cls=2, seed=0),
+            batch_sampler=dict(type='DualStreamBatchSampler')))
+    assert isinstance(loader.batch_sampler, DualStreamBatchSampler)
+    assert loader.batch_sampler.sampler.batch_size == 4
+    assert len(loader) == len(ds) // 4
+    batch = next(iter(loader))  # pseudo_collate: lists
+    assert batch['stream'] == [STREAM_CB] * 4 + [STREAM_IB] * 4
+
+
+def test_batch_sampler_errors():
+    ds = FakeLTDataset(COUNTS)
+    # a sampler with its own batch_size must agree with the loader's
+    DualStreamBatchSampler(make_sampler(ds, 4, num_samples_cls=2), 8)
+    with pytest.raises(ValueError, match='remove train_dataloader.sampler'):
+        DualStreamBatchSampler(make_sampler(ds, 4, num_samples_cls=2), 16)
+    for bad in (7, 0, True, 8.):
+        with pytest.raises(ValueError, match='even integer'):
+            DualStreamBatchSampler(make_sampler(ds, None), bad)
+    with pytest.raises(ValueError, match='divisible'):
+        DualStreamBatchSampler(make_sampler(ds, None, num_samples_cls=4), 12)
+    with pytest.raises(TypeError, match='DualClassBalancedSampler'):
+        DualStreamBatchSampler(range(10), 8)
+    # without a batch size the sampler says how to get one
+    with pytest.raises(RuntimeError, match='DualStreamBatchSampler'):
+        list(make_sampler(ds, None))
+    with pytest.raises(RuntimeError, match='DualStreamBatchSampler'):
+        len(make_sampler(ds, None))

@@ -1,11 +1,14 @@
+import ast
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 from mmpretrain.structures import DataSample
 
-from lpt_mmpretrain.models.utils.dual_stream import (STREAM_CB, STREAM_IB,
-                                                     STREAM_KEY, get_streams,
-                                                     split_streams)
+import lpt_mmpretrain
+from lpt_mmpretrain.structures import (STREAM_CB, STREAM_IB, STREAM_KEY,
+                                       get_streams, split_streams)
 
 
 def make_samples(streams):
@@ -79,3 +82,31 @@ def test_split_streams_one_empty():
 def test_split_streams_without_streams():
     with pytest.raises(ValueError, match='DualClassBalancedSampler'):
         split_streams(make_samples([None, None]))
+
+
+def test_split_streams_from_tensor():
+    streams = torch.tensor([1, 0, 1, 1, 0, 0])
+    cb, ib = split_streams(streams)
+    assert cb.tolist() == [False, True, False, False, True, True]
+    assert ib.tolist() == [not c for c in cb.tolist()]
+    with pytest.raises(ValueError, match=r'2 x the sampler'):
+        split_streams(torch.tensor([0, 0, 1]))
+    with pytest.raises(ValueError, match='DualClassBalancedSampler'):
+        split_streams(None)
+
+
+def test_data_side_does_not_import_models():
+    """The data sets, samplers and streams depend on no model code."""
+    package = Path(lpt_mmpretrain.__file__).parent
+    for folder in ('datasets', 'structures'):
+        for path in (package / folder).rglob('*.py'):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.ImportFrom):
+                    names = [node.module or '']
+                elif isinstance(node, ast.Import):
+                    names = [alias.name for alias in node.names]
+                else:
+                    continue
+                for name in names:
+                    assert not (name == 'models' or name.startswith(
+                        ('models.', 'lpt_mmpretrain.models'))), (path, name)

@@ -11,10 +11,12 @@ from mmpretrain.registry import HOOKS
 from mmpretrain.structures import DataSample
 from torch.utils.data import DataLoader, Dataset
 
+from lpt_mmpretrain.datasets.samplers import (DualClassBalancedSampler,
+                                              DualStreamBatchSampler)
 from lpt_mmpretrain.engine.hooks.class_counts_hook import ClassCountsHook
 from lpt_mmpretrain.engine.hooks.dual_stream_schedule_hook import \
     DualStreamScheduleHook
-from lpt_mmpretrain.models.utils.dual_stream import STREAM_KEY
+from lpt_mmpretrain.structures import STREAM_KEY
 
 COUNTS = [6, 3, 2, 1]
 
@@ -108,7 +110,7 @@ def test_empty_class_in_labels_is_error():
     model = make_model()
     dataset = LabelListDataset(
         labels_from_counts([2, 0, 1, 1]), classes=list('abcd'))
-    with pytest.raises(ValueError, match=r'class indices \[1\]'):
+    with pytest.raises(ValueError, match=r'no training image.*class 1\.'):
         ClassCountsHook().before_train(fake_runner(model, dataset))
 
 
@@ -201,3 +203,64 @@ def test_runner_smoke(tmp_path):
     log = ''.join(p.read_text() for p in tmp_path.glob('*/*.log'))
     assert log.count('ClassCountsHook: set the class counts') == 2
     assert 'epoch 1/2, `head` instance-balanced loss weight = 0.25' in log
+
+
+def test_counts_reach_the_loss_through_the_head():
+    model = make_model()
+    received = []
+    set_class_counts = model.head.set_class_counts
+
+    def spy(counts):
+        received.append(list(counts))
+        return set_class_counts(counts)
+
+    model.head.set_class_counts = spy
+    dataset = SimpleNamespace(metainfo=dict(cls_num_list=COUNTS))
+    ClassCountsHook().before_train(fake_runner(model, dataset))
+    assert received == [COUNTS]
+    assert model.head.ib_loss_module.cls_num_list.tolist() == COUNTS
+
+
+def test_head_without_counts_is_left_alone():
+    model = ImageClassifier(
+        backbone=dict(
+            type='ResNet', depth=18, stem_channels=8, base_channels=8),
+        neck=dict(type='GlobalAveragePooling'),
+        head=dict(type='LinearClsHead', num_classes=4, in_channels=64))
+    # no counts are read: the data set need not have any
+    ClassCountsHook().before_train(fake_runner(model, SimpleNamespace()))
+
+
+class LabelsOnlyDataset(Dataset):
+    """Labels for DualClassBalancedSampler."""
+
+    accepts_stream_index = True
+    metainfo = dict(classes=list('abcd'))
+
+    def __init__(self):
+        self.labels = labels_from_counts([8, 4, 2, 2])
+
+    def __len__(self):
+        return len(self.labels)
+
+    def get_gt_labels(self):
+        return self.labels
+
+    def __getitem__(self, idx):
+        return idx
+
+
+def test_schedule_hook_refuses_a_loader_batch_that_is_not_twice():
+    dataset = LabelsOnlyDataset()
+    sampler = DualClassBalancedSampler(dataset, 4, num_samples_cls=2, seed=0)
+    runner = fake_runner(make_model())
+    runner.train_dataloader = DataLoader(dataset, 16, sampler=sampler)
+    with pytest.raises(ValueError, match=r'\(16\) must be 2 x .* \(4\)'):
+        DualStreamScheduleHook().before_train(runner)
+    runner.train_dataloader = DataLoader(dataset, 8, sampler=sampler)
+    DualStreamScheduleHook().before_train(runner)
+    # the batch sampler writes the batch once: nothing to check
+    sampler = DualClassBalancedSampler(dataset, num_samples_cls=2, seed=0)
+    runner.train_dataloader = DataLoader(
+        dataset, batch_sampler=DualStreamBatchSampler(sampler, 8))
+    DualStreamScheduleHook().before_train(runner)

@@ -7,9 +7,17 @@ from mmengine.dist import get_dist_info, sync_random_seed
 from torch.utils.data import Sampler
 
 from mmpretrain.registry import DATA_SAMPLERS
-from ...models.utils.dual_stream import STREAM_CB, STREAM_IB
+from ...structures.dual_stream import STREAM_CB, STREAM_IB
+from ..class_counts import check_class_counts, count_labels
 
 __all__ = ['DualClassBalancedSampler']
+
+
+def _check_positive_int(name: str, value) -> None:
+    if (isinstance(value, bool) or not isinstance(value, numbers.Integral)
+            or value < 1):
+        raise ValueError(
+            f'`{name}` must be a positive integer, got {value!r}.')
 
 
 @DATA_SAMPLERS.register_module()
@@ -19,10 +27,18 @@ class DualClassBalancedSampler(Sampler):
     For every iteration this sampler yields ``batch_size`` class-balanced
     items, then ``batch_size`` instance-balanced items, each as a tuple
     ``(index, stream)`` with ``stream`` equal to ``STREAM_CB`` (0) or
-    ``STREAM_IB`` (1). The dataloader's ``batch_size`` must therefore be
-    ``2 * batch_size``, and the data set must accept such tuples as indices
-    and declare it with ``accepts_stream_index = True`` (as every data set
-    built on ``LongTailMixin`` does).
+    ``STREAM_IB`` (1). The data set must accept such tuples as indices and
+    declare it with ``accepts_stream_index = True`` (as every data set built
+    on ``LongTailMixin`` does).
+
+    The loader's batch is ``2 * batch_size``. In a config, write it once as
+    the loader's ``batch_size`` and let ``DualStreamBatchSampler`` give this
+    sampler half of it::
+
+        train_dataloader = dict(
+            batch_size=64,  # 32 class-balanced + 32 instance-balanced
+            sampler=dict(type='DualClassBalancedSampler'),
+            batch_sampler=dict(type='DualStreamBatchSampler'))
 
     - Class-balanced stream: classes come from a shuffled cycle (every class
       once per cycle, reshuffled when the cycle ends); each drawn class
@@ -43,9 +59,11 @@ class DualClassBalancedSampler(Sampler):
         dataset (Sized): The data set. It must declare
             ``accepts_stream_index = True`` and provide ``get_gt_labels()``
             or ``get_cat_ids(idx)``.
-        batch_size (int): Images per stream per iteration on this rank
-            (the dataloader's ``batch_size`` is twice this). Must be
-            divisible by ``num_samples_cls``.
+        batch_size (int, optional): Images per stream per iteration on this
+            rank (the loader's batch is twice this). Must be divisible by
+            ``num_samples_cls``. Defaults to None: ``DualStreamBatchSampler``
+            sets it to half the loader's ``batch_size``
+            (:meth:`set_batch_size`).
         num_samples_cls (int): Consecutive images each drawn class
             contributes to the class-balanced stream. Defaults to 4.
         seed (int, optional): Random seed, identical on every rank. If None,
@@ -54,7 +72,7 @@ class DualClassBalancedSampler(Sampler):
 
     def __init__(self,
                  dataset: Sized,
-                 batch_size: int,
+                 batch_size: Optional[int] = None,
                  num_samples_cls: int = 4,
                  seed: Optional[int] = None) -> None:
         rank, world_size = get_dist_info()
@@ -68,20 +86,9 @@ class DualClassBalancedSampler(Sampler):
                 '`accepts_stream_index = True`. Use a data set built on '
                 'lpt_mmpretrain.datasets.LongTailMixin (whose __getitem__ '
                 'accepts such tuples), or another sampler.')
-        for name, value in (('batch_size', batch_size),
-                            ('num_samples_cls', num_samples_cls)):
-            if (isinstance(value, bool)
-                    or not isinstance(value, numbers.Integral) or value < 1):
-                raise ValueError(
-                    f'`{name}` must be a positive integer, got {value!r}.')
-        if batch_size % num_samples_cls != 0:
-            raise ValueError(
-                f'`batch_size` ({batch_size}) must be divisible by '
-                f'`num_samples_cls` ({num_samples_cls}), so that every drawn '
-                'class contributes whole groups of images to a batch.')
+        _check_positive_int('num_samples_cls', num_samples_cls)
 
         self.dataset = dataset
-        self.batch_size = int(batch_size)
         self.num_samples_cls = int(num_samples_cls)
         if seed is None:
             seed = sync_random_seed()
@@ -94,31 +101,59 @@ class DualClassBalancedSampler(Sampler):
 
         labels = self._get_labels(dataset)
         num_classes = self._get_num_classes(dataset, labels)
-        counts = np.bincount(labels, minlength=num_classes)
-        empty = np.flatnonzero(counts == 0)
-        if empty.size > 0:
-            raise ValueError(
-                f'{empty.size} of {num_classes} classes have no image in the '
-                f'data set (class indices {empty[:10].tolist()}'
-                f'{" ..." if empty.size > 10 else ""}); the class-balanced '
-                'stream draws every class once per cycle, so every class '
-                'needs at least one image. Fix the annotation / class list.')
+        counts = np.asarray(
+            check_class_counts(
+                count_labels(labels, num_classes),
+                source='the data set',
+                name='DualClassBalancedSampler',
+                reason='The class-balanced stream draws every class once per '
+                'cycle, so every class needs at least one image. Fix the '
+                'annotation / class list.'))
 
         self.num_classes = num_classes
-        self.global_batch_size = self.world_size * self.batch_size
-        self.iters_per_epoch = len(labels) // self.global_batch_size
-        if self.iters_per_epoch == 0:
-            raise ValueError(
-                f'The global batch per stream ({self.world_size} ranks x '
-                f'batch_size {self.batch_size} = {self.global_batch_size}) '
-                f'is larger than the data set ({len(labels)} images), so an '
-                'epoch has no iteration. Lower `batch_size`.')
-
         # Images grouped by class: class c owns
         # self._sorted_index[self._class_start[c]:][:self._class_count[c]].
         self._sorted_index = np.argsort(labels, kind='stable')
         self._class_count = counts.astype(np.int64)
         self._class_start = np.cumsum(counts) - counts
+
+        self.batch_size: Optional[int] = None
+        if batch_size is not None:
+            self.set_batch_size(batch_size)
+
+    def set_batch_size(self, batch_size: int) -> None:
+        """Set the images per stream per iteration on this rank.
+
+        Args:
+            batch_size (int): Images per stream per iteration, divisible by
+                ``num_samples_cls``.
+        """
+        _check_positive_int('batch_size', batch_size)
+        if batch_size % self.num_samples_cls != 0:
+            raise ValueError(
+                f'`batch_size` ({batch_size}) must be divisible by '
+                f'`num_samples_cls` ({self.num_samples_cls}), so that every '
+                'drawn class contributes whole groups of images to a batch.')
+        global_batch_size = self.world_size * int(batch_size)
+        num_images = len(self._sorted_index)
+        if num_images // global_batch_size == 0:
+            raise ValueError(
+                f'The global batch per stream ({self.world_size} ranks x '
+                f'batch_size {batch_size} = {global_batch_size}) is larger '
+                f'than the data set ({num_images} images), so an epoch has no '
+                'iteration. Lower `batch_size`.')
+        self.batch_size = int(batch_size)
+        self.global_batch_size = global_batch_size
+        self.iters_per_epoch = num_images // global_batch_size
+
+    def _check_batch_size(self) -> None:
+        """An error with the fix if no batch size was set."""
+        if self.batch_size is None:
+            raise RuntimeError(
+                'DualClassBalancedSampler has no batch_size. Add '
+                "batch_sampler=dict(type='DualStreamBatchSampler') to the "
+                "dataloader (it sets half the loader's batch_size), or pass "
+                'batch_size= to the sampler.')
 
     @staticmethod
     def _get_labels(dataset: Sized) -> np.ndarray:
@@ -217,6 +252,7 @@ class DualClassBalancedSampler(Sampler):
 
     def __iter__(self) -> Iterator[Tuple[int, int]]:
         """Iterate ``(index, stream)`` tuples of this rank."""
+        self._check_batch_size()
         cb, ib = self._build_epoch()
         shape = (self.iters_per_epoch, self.world_size, self.batch_size)
         cb_rank = cb.reshape(shape)[:, self.rank].tolist()  # (T, b)
@@ -229,6 +265,7 @@ class DualClassBalancedSampler(Sampler):
 
     def __len__(self) -> int:
         """The number of items this rank yields per epoch."""
+        self._check_batch_size()
         return self.iters_per_epoch * 2 * self.batch_size
 
     def set_epoch(self, epoch: int) -> None:

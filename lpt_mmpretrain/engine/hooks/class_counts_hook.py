@@ -7,20 +7,21 @@ from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
 from mmpretrain.registry import HOOKS
 
+from ...datasets.class_counts import count_labels
+
 __all__ = ['ClassCountsHook']
 
 
 @HOOKS.register_module()
 class ClassCountsHook(Hook):
-    """Give the training data set's class counts to the model before training.
+    """Give the training data set's class counts to the head before training.
 
     The counts are ``train_dataloader.dataset.metainfo['cls_num_list']``
     (set by every long-tailed data set of this package) or, if absent, a
-    count of the data set's labels over its ``classes``. Every module of the
-    model that has a ``set_cls_num_list`` method (e.g.
-    ``AsymmetricGCLLoss``) and no counts yet (``cls_num_list is None``) gets
-    them; a module that already has counts for another number of classes is
-    an error.
+    count of the data set's labels over its ``classes``. They go to
+    ``model.head.set_class_counts(counts)`` (``CosineClsHead``), which passes
+    them to its losses that take counts (``AsymmetricGCLLoss``); a loss built
+    with its own ``cls_num_list`` keeps it.
 
     The hook has no arguments; add ``dict(type='ClassCountsHook')`` to
     ``custom_hooks``.
@@ -30,46 +31,40 @@ class ClassCountsHook(Hook):
     priority = 'VERY_HIGH'
 
     def before_train(self, runner) -> None:
-        """Set the class counts of every module that needs them.
+        """Give the class counts to the model's head.
 
         Args:
             runner (Runner): The runner of the training process.
         """
-        dataset = runner.train_dataloader.dataset
-        counts, source = self.class_counts(dataset)
         model = runner.model
         if is_model_wrapper(model):
             model = model.module
+        head = getattr(model, 'head', None)
+        if not callable(getattr(head, 'set_class_counts', None)):
+            print_log(
+                f'ClassCountsHook: the head {type(head).__name__} takes no '
+                'class counts (it has no set_class_counts); nothing to do.',
+                logger='current',
+                level=logging.WARNING)
+            return
 
-        num_set = 0
-        for name, module in model.named_modules():
-            if not callable(getattr(module, 'set_cls_num_list', None)):
-                continue
-            name = name or type(module).__name__
-            current = getattr(module, 'cls_num_list', None)
-            if current is None:
-                module.set_cls_num_list(counts)
-                num_set += 1
+        counts, source = self.class_counts(runner.train_dataloader.dataset)
+        taken = head.set_class_counts(counts)
+        for name, took in taken.items():
+            if took:
                 print_log(
-                    f'ClassCountsHook: set the class counts of `{name}` '
+                    f'ClassCountsHook: set the class counts of `head.{name}` '
                     f'from {source} ({len(counts)} classes, max '
                     f'{max(counts)}, min {min(counts)}).',
                     logger='current')
-            elif len(current) != len(counts):
-                raise ValueError(
-                    f'`{name}` was given counts of {len(current)} classes '
-                    f'but the training data set has {len(counts)} classes. '
-                    'Remove its cls_num_list= (the hook sets it from the data '
-                    'set) or make it match the data set.')
             else:
                 print_log(
-                    f'ClassCountsHook: `{name}` keeps its own class counts '
-                    f'({len(current)} classes).',
+                    f'ClassCountsHook: `head.{name}` keeps its own class '
+                    'counts.',
                     logger='current')
-        if num_set == 0:
+        if not taken:
             print_log(
-                'ClassCountsHook: no module of the model needed class '
-                'counts.',
+                'ClassCountsHook: no loss of the head takes class counts.',
                 logger='current',
                 level=logging.WARNING)
 
@@ -109,23 +104,14 @@ class ClassCountsHook(Hook):
                 f'Cannot count the classes of {type(dataset).__name__}: it '
                 "has no metainfo['cls_num_list'], get_gt_labels() or "
                 'get_cat_ids(). Pass cls_num_list= to the loss instead.')
-        labels = labels.astype(np.int64)
-        if labels.size and labels.min() < 0:
-            raise ValueError(
-                'The training data set has negative labels; every training '
-                'image needs a class label.')
-        if classes is not None:
-            minlength = len(classes)
-            if labels.size and labels.max() >= minlength:
-                raise ValueError(
-                    f'The training data set has label {labels.max()} but '
-                    f'only {minlength} classes.')
-        else:
-            minlength = int(labels.max()) + 1 if labels.size else 0
+        if classes is None:
             print_log(
                 "ClassCountsHook: the data set's metainfo has no classes; "
-                f'assuming {minlength} classes (largest label + 1).',
+                'assuming largest label + 1 classes.',
                 logger='current',
                 level=logging.WARNING)
-        counts = np.bincount(labels, minlength=minlength).tolist()
+        counts = count_labels(
+            labels,
+            None if classes is None else len(classes),
+            source="the training data set's labels")
         return counts, "the data set's labels"

@@ -1,5 +1,5 @@
 import logging
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -10,7 +10,7 @@ from mmpretrain.models.heads import ClsHead
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
-from ..utils.dual_stream import get_streams, split_streams
+from ...structures.dual_stream import get_streams, split_streams
 
 __all__ = ['CosineClsHead']
 
@@ -29,7 +29,14 @@ class CosineClsHead(ClsHead):
     ``DualClassBalancedSampler``: ``loss`` is applied to the class-balanced
     samples (key ``loss_cb``) and ``ib_loss`` to the instance-balanced ones,
     times ``max(0, ib_loss_weight * (E - e) / E)`` at epoch ``e`` of ``E``
-    (key ``loss_ib``, see :meth:`set_train_progress`).
+    (key ``loss_ib``, see :meth:`set_train_progress`). The batch is split
+    into its streams once per step (:meth:`loss_and_weights`).
+
+    The class vectors start at unit norm (uniform in [-1, 1], then
+    renormalised), as in the released LPT code: the logits are cosines, so an
+    SGD step on a class direction scales with ``1 / |w|^2`` and the starting
+    norm matters. ``init_cfg=dict(type='TruncNormal', layer='Linear',
+    std=0.02)`` gives the former init (norms about 0.55 at width 768).
 
     Args:
         num_classes (int): Number of classes.
@@ -50,7 +57,7 @@ class CosineClsHead(ClsHead):
         cal_acc (bool): Whether to calculate accuracy during training.
             Defaults to False.
         init_cfg (dict, optional): The config to control the initialization.
-            Defaults to ``dict(type='TruncNormal', layer='Linear', std=0.02)``.
+            Defaults to None: unit-norm class vectors.
     """
 
     def __init__(self,
@@ -63,8 +70,7 @@ class CosineClsHead(ClsHead):
                  pred_scale: float = 20.,
                  topk: Union[int, Tuple[int]] = (1, ),
                  cal_acc: bool = False,
-                 init_cfg: Optional[dict] = dict(
-                     type='TruncNormal', layer='Linear', std=0.02)):
+                 init_cfg: Optional[dict] = None):
         super().__init__(
             loss=loss, topk=topk, cal_acc=cal_acc, init_cfg=init_cfg)
         if num_classes <= 0 or in_channels <= 0:
@@ -91,6 +97,15 @@ class CosineClsHead(ClsHead):
 
         self.dropout = nn.Dropout(p=dropout)
         self.fc = nn.Linear(in_channels, num_classes, bias=False)
+
+    def init_weights(self) -> None:
+        """Unit-norm class vectors, unless ``init_cfg`` is given."""
+        if self.init_cfg is None and not self._is_init:
+            with torch.no_grad():
+                weight = self.fc.weight  # (num_classes, in_channels)
+                weight.uniform_(-1., 1.)
+                weight.div_(weight.norm(dim=1, keepdim=True))
+        super().init_weights()
 
     def pre_logits(self, feats: Tuple[torch.Tensor]) -> torch.Tensor:
         """The feature of the last stage, of shape (B, in_channels)."""
@@ -123,6 +138,39 @@ class CosineClsHead(ClsHead):
             0.,
             self.ib_loss_weight * (max_epochs - epoch) / max_epochs)
 
+    def set_class_counts(self, counts: Sequence[int]) -> Dict[str, bool]:
+        """Give the training data set's class counts to the losses.
+
+        Each loss with a ``set_cls_num_list`` method (``AsymmetricGCLLoss``)
+        gets them, unless it was built with its own ``cls_num_list``: it
+        keeps those, which must cover as many classes. ``ClassCountsHook``
+        calls this before training.
+
+        Args:
+            counts (Sequence[int]): Training images per class, label order.
+
+        Returns:
+            dict[str, bool]: For each loss that takes counts, keyed by its
+            attribute name (``loss_module``, ``ib_loss_module``), True if it
+            took ``counts``, False if it kept its own.
+        """
+        taken = dict()
+        for name in ('loss_module', 'ib_loss_module'):
+            loss = getattr(self, name)
+            if not callable(getattr(loss, 'set_cls_num_list', None)):
+                continue  # e.g. CrossEntropyLoss, or no ib_loss
+            own = loss.cls_num_list
+            if own is None:
+                loss.set_cls_num_list(counts)
+            elif len(own) != len(counts):
+                raise ValueError(
+                    f'`head.{name}` was given counts of {len(own)} classes '
+                    f'but the training data set has {len(counts)} classes. '
+                    'Remove its cls_num_list= (ClassCountsHook sets it from '
+                    'the data set) or make it match the data set.')
+            taken[name] = own is None
+        return taken
+
     def sample_weights(self,
                        data_samples: Sequence[DataSample]) -> torch.Tensor:
         """Per-sample weights giving the loss's stream-weighted mean.
@@ -136,40 +184,42 @@ class CosineClsHead(ClsHead):
             on class-balanced and ``ib_weight/B_ib`` on instance-balanced
             samples.
         """
-        device = self.fc.weight.device
-        num_samples = len(data_samples)
+        return self._weights(self._split(data_samples), len(data_samples))
+
+    def loss(self, feats: Tuple[torch.Tensor],
+             data_samples: List[DataSample], **kwargs) -> dict:
+        """The losses of a training batch (see :meth:`loss_and_weights`)."""
+        return self.loss_and_weights(feats, data_samples, **kwargs)[0]
+
+    def loss_and_weights(self, feats: Tuple[torch.Tensor],
+                         data_samples: List[DataSample],
+                         **kwargs) -> Tuple[dict, torch.Tensor]:
+        """The losses and the per-sample weights of one split of the batch.
+
+        The streams are read from the data samples and split once; the
+        weights (:meth:`sample_weights`) give another per-sample term, such
+        as LPT's matching term, the same stream-weighted mean as the loss.
+
+        Args:
+            feats (tuple[torch.Tensor]): The features; the last is used.
+            data_samples (List[DataSample]): The batch's data samples.
+            **kwargs: Passed to the losses.
+
+        Returns:
+            tuple[dict, torch.Tensor]: The losses and the (B,) weights.
+        """
+        masks = self._split(data_samples)
+        losses = self._get_loss(self(feats), data_samples, masks, **kwargs)
+        return losses, self._weights(masks, len(data_samples))
+
+    def _split(
+        self, data_samples: Sequence[DataSample]
+    ) -> Optional[Tuple[torch.Tensor, torch.Tensor]]:
+        """The (cb, ib) masks of a batch, or None with one loss."""
+        # (B,) stream ids, read from the metainfo once per step.
+        streams = get_streams(data_samples, device=self.fc.weight.device)
         if self.ib_loss_module is None:
-            return torch.full((num_samples, ), 1. / num_samples, device=device)
-        cb_mask, ib_mask = self._split(data_samples, device)
-        weights = torch.zeros(num_samples, device=device)
-        weights[cb_mask] = 1. / int(cb_mask.sum())
-        weights[ib_mask] = self.ib_weight / int(ib_mask.sum())
-        return weights
-
-    def _split(self, data_samples: Sequence[DataSample],
-               device: torch.device) -> Tuple[torch.Tensor, torch.Tensor]:
-        """Stream masks of a batch; an error if it has no streams."""
-        if get_streams(data_samples) is None:
-            raise ValueError(
-                'CosineClsHead has an ib_loss, so every training batch must '
-                'carry sampling streams: use DualClassBalancedSampler as the '
-                'train_dataloader sampler (with batch_size = 2 x its '
-                'batch_size), or remove ib_loss from the head.')
-        return split_streams(data_samples, device=device)
-
-    def _get_loss(self, cls_score: torch.Tensor,
-                  data_samples: List[DataSample], **kwargs) -> dict:
-        """Compute the loss(es) from the cosine logits."""
-        if 'gt_score' in data_samples[0]:
-            # Batch augmentations turn labels into scores; the loss decides.
-            target = torch.stack([i.gt_score for i in data_samples])
-        else:
-            target = torch.cat([i.gt_label for i in data_samples])
-
-        losses = dict()
-        if self.ib_loss_module is None:
-            if (not self._warned_unused_streams
-                    and get_streams(data_samples) is not None):
+            if streams is not None and not self._warned_unused_streams:
                 print_log(
                     'The batch carries sampling streams but CosineClsHead '
                     'has no ib_loss: one loss is applied to the whole batch. '
@@ -177,10 +227,44 @@ class CosineClsHead(ClsHead):
                     logger='current',
                     level=logging.WARNING)
                 self._warned_unused_streams = True
+            return None
+        if streams is None:
+            raise ValueError(
+                'CosineClsHead has an ib_loss, so every training batch must '
+                'carry sampling streams: use DualClassBalancedSampler as the '
+                "train_dataloader sampler (with batch_sampler=dict(type="
+                "'DualStreamBatchSampler')), or remove ib_loss from the head.")
+        return split_streams(streams)
+
+    def _weights(self, masks: Optional[Tuple[torch.Tensor, torch.Tensor]],
+                 num_samples: int) -> torch.Tensor:
+        """(B,) weights of the stream-weighted mean for ``masks``."""
+        device = self.fc.weight.device
+        if masks is None:
+            return torch.full((num_samples, ), 1. / num_samples, device=device)
+        cb_mask, ib_mask = masks
+        weights = torch.zeros(num_samples, device=device)
+        weights[cb_mask] = 1. / int(cb_mask.sum())
+        weights[ib_mask] = self.ib_weight / int(ib_mask.sum())
+        return weights
+
+    def _get_loss(self, cls_score: torch.Tensor,
+                  data_samples: List[DataSample],
+                  masks: Optional[Tuple[torch.Tensor, torch.Tensor]] = None,
+                  **kwargs) -> dict:
+        """Compute the loss(es) from the cosine logits and stream masks."""
+        if 'gt_score' in data_samples[0]:
+            # Batch augmentations turn labels into scores; the loss decides.
+            target = torch.stack([i.gt_score for i in data_samples])
+        else:
+            target = torch.cat([i.gt_label for i in data_samples])
+
+        losses = dict()
+        if masks is None:
             losses['loss'] = self.loss_module(
                 cls_score, target, avg_factor=cls_score.size(0), **kwargs)
         else:
-            cb_mask, ib_mask = self._split(data_samples, cls_score.device)
+            cb_mask, ib_mask = masks
             losses['loss_cb'] = self.loss_module(
                 cls_score[cb_mask],
                 target[cb_mask],

@@ -7,6 +7,8 @@ import torch.nn.functional as F
 from mmpretrain.models.losses.utils import weight_reduce_loss
 from mmpretrain.registry import MODELS
 
+from ...datasets.class_counts import check_class_counts
+
 __all__ = ['AsymmetricGCLLoss']
 
 
@@ -35,8 +37,10 @@ class AsymmetricGCLLoss(nn.Module):
     Args:
         cls_num_list (Sequence[int], optional): Number of training images of
             every class, in label order. Defaults to None: the counts are set
-            later with :meth:`set_cls_num_list`, which ``ClassCountsHook``
-            does before training.
+            later with :meth:`set_cls_num_list`; before training,
+            ``ClassCountsHook`` gives the training data set's counts to the
+            head, which passes them to its losses
+            (:meth:`CosineClsHead.set_class_counts`).
         m (float): Margin subtracted from the target logit. Defaults to 0.1.
         s (float): Scale of the logits before the softmax. Defaults to 20.
         noise_mul (float): Strength of the Gaussian cloud. Defaults to 0.5.
@@ -90,9 +94,10 @@ class AsymmetricGCLLoss(nn.Module):
         self.loss_weight = loss_weight
         self.reduction = reduction
 
+        #: The (C,) float64 class counts in use (CPU), or None until set.
+        self.cls_num_list: Optional[torch.Tensor] = None
         # Not persistent: the counts come from the training data set of each
         # run (ClassCountsHook), so checkpoints do not depend on them.
-        self.register_buffer('cls_num_list', None, persistent=False)
         self.register_buffer('noise_eps', None, persistent=False)
         if cls_num_list is not None:
             self.set_cls_num_list(cls_num_list)
@@ -117,14 +122,13 @@ class AsymmetricGCLLoss(nn.Module):
         if not torch.isfinite(counts).all():
             raise ValueError(f'cls_num_list has non-finite values: '
                              f'{counts.tolist()}.')
-        bad = torch.nonzero(counts <= 0).flatten().tolist()
-        if bad:
-            raise ValueError(
-                f'{len(bad)} class(es) have no training image (count <= 0) '
-                f'at class indices {bad[:20]}{"..." if len(bad) > 20 else ""}'
-                '. A-GCL takes log(count), so every class needs at least one '
-                'training image: fix the data set split / imbalance profile '
-                'or drop those classes.')
+        check_class_counts(
+            counts.tolist(),
+            source='cls_num_list',
+            name='AsymmetricGCLLoss',
+            reason='A-GCL takes log(count), so every class needs at least '
+            'one training image: fix the data set split / imbalance profile '
+            'or drop those classes.')
         log_n = counts.log()
         span = log_n.max() - log_n.min()
         if span > 0:
@@ -133,7 +137,7 @@ class AsymmetricGCLLoss(nn.Module):
             eps = torch.zeros_like(log_n)
         device = self.noise_eps.device if self.noise_eps is not None \
             else None
-        self.cls_num_list = counts.to(device)
+        self.cls_num_list = counts
         self.noise_eps = eps.to(device=device, dtype=torch.float32)
 
     def _check_inputs(self, cls_score: torch.Tensor,
@@ -169,7 +173,8 @@ class AsymmetricGCLLoss(nn.Module):
                 'AsymmetricGCLLoss has no class counts. Pass cls_num_list= '
                 'to the loss, or add dict(type="ClassCountsHook") to '
                 'custom_hooks (it is in configs/_base_/default_runtime.py) '
-                "so the training data set's counts are set before training.")
+                "so the training data set's counts are set before training "
+                '(or call set_class_counts(counts) on the head).')
         if self.noise_eps.numel() != num_classes:
             raise ValueError(
                 f'The loss has class counts for {self.noise_eps.numel()} '

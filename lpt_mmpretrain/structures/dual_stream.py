@@ -1,9 +1,14 @@
-"""Helpers that tell the two sampling streams of LPT apart.
+"""The two sampling streams of LPT: their ids and how a batch is split.
 
 ``DualClassBalancedSampler`` draws, for every iteration, one class-balanced
 batch and one instance-balanced batch. Every sample records its stream in its
 ``DataSample`` metainfo under :data:`STREAM_KEY`; the model tells the streams
-apart by that field alone, never by the position in the batch.
+apart by that field alone, never by the position in the batch. The data sets
+and the sampler write the field, the model reads it: this module sits between
+them, like ``mmpretrain.structures``.
+
+A training step reads the field once (:func:`get_streams`, a (B,) tensor) and
+splits the batch once (:func:`split_streams`).
 """
 import numbers
 from typing import Optional, Sequence, Tuple, Union
@@ -23,6 +28,9 @@ STREAM_IB = 1
 STREAM_KEY = 'sampling_stream'
 
 _STREAM_NAMES = {STREAM_CB: 'class-balanced', STREAM_IB: 'instance-balanced'}
+_BATCH_FIX = ("set train_dataloader.batch_sampler=dict(type="
+              "'DualStreamBatchSampler'), which gives the sampler half the "
+              "loader's batch_size, and leave the sampler's batch_size unset.")
 
 
 def _stream_value(sample, index: int) -> Optional[int]:
@@ -87,16 +95,17 @@ def get_streams(data_samples: Optional[Sequence],
 
 
 def split_streams(
-    data_samples: Sequence,
+    streams: Union[torch.Tensor, Sequence, None],
     device: Union[str, torch.device, None] = None
 ) -> Tuple[torch.Tensor, torch.Tensor]:
     """Masks of the class-balanced and instance-balanced samples of a batch.
 
     Args:
-        data_samples (Sequence[DataSample]): The batch's data samples; every
-            one must carry :data:`STREAM_KEY`.
+        streams (torch.Tensor | Sequence[DataSample] | None): The (B,) stream
+            ids of :func:`get_streams`, or the batch's data samples (read
+            with :func:`get_streams`). None means a batch without streams.
         device (str | torch.device, optional): Device of the returned masks.
-            Defaults to None (CPU).
+            Defaults to None (the device of ``streams``, CPU for samples).
 
     Returns:
         tuple[torch.Tensor, torch.Tensor]: ``(cb_mask, ib_mask)``, two (B,)
@@ -106,12 +115,14 @@ def split_streams(
         ValueError: If the batch carries no streams, one stream is empty, or
             the two streams have different sizes.
     """
-    streams = get_streams(data_samples, device=device)
+    if not isinstance(streams, torch.Tensor):
+        streams = get_streams(streams)
     if streams is None:
         raise ValueError(
             f'The batch carries no `{STREAM_KEY}`, so it cannot be split into '
             'a class-balanced and an instance-balanced half. Use '
             'DualClassBalancedSampler as the train_dataloader sampler.')
+    streams = streams.to(device) if device is not None else streams
     cb_mask = streams == STREAM_CB
     ib_mask = streams == STREAM_IB
     num_cb, num_ib = int(cb_mask.sum()), int(ib_mask.sum())
@@ -121,12 +132,12 @@ def split_streams(
             f'The batch of {len(streams)} samples has no {empty} sample. '
             "The dataloader's batch_size must be 2 x the sampler's "
             'batch_size, so that every batch holds one batch of each '
-            'stream.')
+            f'stream: {_BATCH_FIX}')
     if num_cb != num_ib:
         raise ValueError(
             f'The batch holds {num_cb} class-balanced and {num_ib} '
             "instance-balanced samples; they must be equal. The dataloader's "
             "batch_size must be 2 x the sampler's batch_size "
             '(DualClassBalancedSampler yields batch_size samples of each '
-            'stream per iteration).')
+            f'stream per iteration): {_BATCH_FIX}')
     return cb_mask, ib_mask

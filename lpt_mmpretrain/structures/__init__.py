@@ -1,0 +1,1 @@
+from .dual_stream import *  # noqa: F401,F403
