@@ -37,8 +37,10 @@ def test_config_builds(path):
     assert DATASETS.get(loader.dataset.type) is not None
     assert DATA_SAMPLERS.get(loader.sampler.type) is not None
     if loader.sampler.type == 'DualClassBalancedSampler':
-        # the loader holds one batch of each stream
-        assert loader.batch_size == 2 * loader.sampler.batch_size
+        # the loader holds one batch of each stream; the batch is written once
+        assert loader.batch_sampler.type == 'DualStreamBatchSampler'
+        assert 'batch_size' not in loader.sampler
+        assert loader.batch_size % 2 == 0
     for evaluator in (cfg.val_evaluator, cfg.test_evaluator):
         assert METRICS.get(evaluator.type) is not None
     for hook in cfg.get('custom_hooks', []):
@@ -48,10 +50,15 @@ def test_config_builds(path):
     head = cfg.model.get('head', {})
     if head.get('type') == 'CosineClsHead':
         assert model.head.fc.out_features == head.num_classes
-    if cfg.model.type == 'LPTClassifier':
-        trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    if cfg.model.type == 'LPTClassifier' and cfg.model.get('neck'):
         assert trainable == {'neck.prompt', 'neck.key', 'head.fc.weight'}
         assert cfg.model.phase1_checkpoint
+    elif cfg.model.type == 'LPTClassifier':  # phase 1 (or a linear probe)
+        prompt = {'backbone.prompt'} if model.backbone.prompt is not None \
+            else set()
+        assert {n for n in trainable if not n.startswith('head.')} == prompt
+        assert 'head.fc.weight' in trainable
 
 
 def test_vit_b_phase2_parameter_counts():

@@ -232,9 +232,20 @@ def test_prompt_only_checkpoint_is_small_and_holds_the_prompts(
     small = work_dir / f'epoch_{EPOCHS}_prompts.pth'
     assert small.stat().st_size < 0.1 * full.stat().st_size
     prompts = torch.load(small, map_location='cpu', weights_only=True)
-    assert set(prompts['state_dict']) == PROMPT_KEYS
+    assert set(prompts['state_dict']) == PROMPT_KEYS | {
+        'backbone.frozen_fingerprint', 'backbone.frozen_source'
+    }
     assert prompts['meta']['lpt_prompt_only'] is True
     assert prompts['meta']['full_checkpoint'] == full.name
+    full_meta = torch.load(full, mmap=True, weights_only=True)['meta']
+    assert (prompts['meta']['epoch'], prompts['meta']['iter']) == (
+        full_meta['epoch'], full_meta['iter'])
+    # prompt-only files rotate with the full ones (max_keep_ckpts)
+    fulls = {p.name for p in work_dir.glob('epoch_*.pth')
+             if not p.name.endswith('_prompts.pth')}
+    smalls = {p.name.replace('_prompts', '')
+              for p in work_dir.glob('epoch_*_prompts.pth')}
+    assert smalls == fulls
     state = _state(work_dir)
     for key in PROMPT_KEYS:
         assert torch.equal(prompts['state_dict'][key], state[key]), key

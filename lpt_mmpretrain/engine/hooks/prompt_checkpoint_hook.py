@@ -1,6 +1,9 @@
+import os
 import os.path as osp
+import re
 from typing import Optional
 
+import torch
 from mmengine.dist import master_only
 from mmengine.hooks import Hook
 from mmpretrain.registry import HOOKS
@@ -30,9 +33,12 @@ class PromptCheckpointHook(Hook):
     After MMEngine's ``CheckpointHook`` saves ``epoch_N.pth``, this hook
     writes ``epoch_N{suffix}.pth`` holding only what training changed (shared
     prompt, prompt pool and keys, head; see
-    :mod:`lpt_mmpretrain.engine.prompt_checkpoint`) plus the model config,
-    class names and training class counts. For ViT-B that is a few MB
-    instead of the 330 MB model. ``tools/test.py`` accepts either file.
+    :mod:`lpt_mmpretrain.engine.prompt_checkpoint`), the fingerprint and path
+    of the frozen backbone, the model config, class names, training class
+    counts, and the full checkpoint's epoch and iteration. For ViT-B that is
+    a few MB instead of the 330 MB model. Every loader that takes the full
+    file takes this one. Prompt-only files whose full checkpoint
+    ``CheckpointHook`` removed (``max_keep_ckpts``) are removed too.
 
     Args:
         suffix (str): Appended to the full checkpoint's name.
@@ -54,19 +60,32 @@ class PromptCheckpointHook(Hook):
     @master_only
     def _maybe_save(self, runner) -> None:
         last = runner.message_hub.get_info('last_ckpt')
-        if last is None or last == self._written:
+        if last is None or last == self._written or not osp.isfile(last):
             return
         filename = osp.splitext(last)[0] + self.suffix + '.pth'
+        # The full file's own epoch / iteration (memory-mapped: cheap).
+        full_meta = torch.load(
+            last, map_location='cpu', mmap=True, weights_only=True).get(
+                'meta', {})
         metainfo = runner.train_dataloader.dataset.metainfo
         meta = dict(model=_plain(runner.cfg.model),
                     classes=_plain(metainfo.get('classes')),
                     cls_num_list=_plain(metainfo.get('cls_num_list')),
                     full_checkpoint=osp.basename(last),
-                    epoch=runner.epoch,
-                    iter=runner.iter)
+                    epoch=full_meta.get('epoch', runner.epoch),
+                    iter=full_meta.get('iter', runner.iter))
         save_prompt_checkpoint(runner.model, filename, meta=meta)
         self._written = last
+        self._remove_orphans(osp.dirname(last))
         runner.logger.info(f'Prompt-only checkpoint written to {filename}.')
+
+    def _remove_orphans(self, folder: str) -> None:
+        pattern = re.compile(r'^(?:epoch|iter)_\d+' + re.escape(self.suffix) +
+                             r'\.pth$')
+        for name in os.listdir(folder):
+            full = name[:-len(self.suffix + '.pth')] + '.pth'
+            if pattern.match(name) and not osp.exists(osp.join(folder, full)):
+                os.remove(osp.join(folder, name))
 
     def after_train_iter(self,
                          runner,

@@ -8,6 +8,9 @@ from mmpretrain.models.classifiers import ImageClassifier
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
+from ..backbones.lpt_vision_transformer import FINGERPRINT_KEY, SOURCE_KEY
+from ..utils.state_dict_check import check_state_dict
+
 __all__ = ['LPTClassifier', 'resolve_checkpoint_path']
 
 
@@ -39,11 +42,23 @@ def resolve_checkpoint_path(path: str) -> str:
     return path
 
 
+def is_trained_key(key: str) -> bool:
+    """Whether an LPT state-dict key is trained (not the frozen ViT).
+
+    Every key outside the backbone is (prompt pool, keys, head), and the
+    backbone's shared prompt. Prompt-only checkpoints hold exactly these.
+    """
+    return not key.startswith('backbone.') or key == 'backbone.prompt'
+
+
 @MODELS.register_module()
 class LPTClassifier(ImageClassifier):
-    """LPT's phase-2 classifier: shared prompt, prompt pool, cosine head.
+    """LPT's classifier: frozen ViT with shared prompt, prompt pool, head.
 
-    The forward pass, with ``k = share_blocks`` and ``L`` blocks:
+    Without a neck it is the phase-1 model (``ImageClassifier``'s forward:
+    the prompted backbone, then the head). With a :class:`PromptPoolNeck` it
+    is the phase-2 model, whose forward pass, with ``k = share_blocks`` and
+    ``L`` blocks, is:
 
     1. blocks ``[0, k)`` with the (frozen) shared prompt, once;
     2. the query: blocks ``[k, L)`` with the shared prompt, final norm, CLS,
@@ -62,9 +77,18 @@ class LPTClassifier(ImageClassifier):
     (the stream-weighted mean of the matching term, see
     :meth:`CosineClsHead.sample_weights`).
 
+    Loading any state dict into the model (MMEngine's ``load_checkpoint``,
+    the runner's ``load_from``, MMPretrain's ``get_model`` and Inferencer,
+    ``load_state_dict``) checks it: every trained tensor (shared prompt,
+    pool, keys, head) must be there with the model's shape and nothing else
+    may be, or the load fails naming the key, the phase or the shape. A
+    prompt-only file gets its frozen backbone from the backbone's pretrained
+    checkpoint, verified by fingerprint (see :class:`LPTVisionTransformer`).
+
     Args:
         backbone (dict): Config of an :class:`LPTVisionTransformer`.
-        neck (dict): Config of a :class:`PromptPoolNeck`.
+        neck (dict, optional): Config of a :class:`PromptPoolNeck` (phase
+            2), or None (phase 1). Defaults to None.
         head (dict): Config of the head, usually a :class:`CosineClsHead`.
         share_blocks (int): Number of leading blocks that see the shared
             prompt only. Defaults to 6.
@@ -90,8 +114,8 @@ class LPTClassifier(ImageClassifier):
 
     def __init__(self,
                  backbone: dict,
-                 neck: dict,
-                 head: dict,
+                 neck: Optional[dict] = None,
+                 head: Optional[dict] = None,
                  share_blocks: int = 6,
                  match_loss_weight: float = 0.5,
                  phase1_checkpoint: Optional[str] = None,
@@ -101,7 +125,14 @@ class LPTClassifier(ImageClassifier):
                  train_cfg: Optional[dict] = None,
                  data_preprocessor: Optional[dict] = None,
                  init_cfg: Optional[dict] = None):
-        if phase1_checkpoint is None and not allow_no_phase1:
+        if neck is None and phase1_checkpoint is not None:
+            raise ValueError(
+                'model.phase1_checkpoint is set but the model has no neck: '
+                'phase 1 (no PromptPoolNeck) starts from the pretrained '
+                'backbone alone; add the neck for phase 2 or remove '
+                'phase1_checkpoint.')
+        if neck is not None and phase1_checkpoint is None \
+                and not allow_no_phase1:
             raise ValueError(
                 'LPT phase 2 starts from a phase-1 checkpoint, but '
                 '`model.phase1_checkpoint` is not set. Train phase 1 first '
@@ -109,8 +140,6 @@ class LPTClassifier(ImageClassifier):
                 "--cfg-options model.phase1_checkpoint=work_dirs/phase1_xxx), "
                 'or set `model.allow_no_phase1=True` to train phase 2 from '
                 'scratch.')
-        if neck is None:
-            raise ValueError('LPTClassifier needs a neck (PromptPoolNeck).')
         super().__init__(backbone=backbone,
                          neck=neck,
                          head=head,
@@ -125,6 +154,13 @@ class LPTClassifier(ImageClassifier):
                     f'LPTClassifier needs a backbone with `{name}()` (an '
                     f'LPTVisionTransformer), got '
                     f'{type(self.backbone).__name__}.')
+        self.share_blocks = share_blocks
+        self.match_loss_weight = match_loss_weight
+        self.phase1_checkpoint = phase1_checkpoint
+        self.shared_prefix = shared_prefix
+        self._register_load_state_dict_pre_hook(self._check_loaded)
+        if not self.with_neck:
+            return  # phase 1
         if not hasattr(self.neck, 'build_pool'):
             raise TypeError('LPTClassifier needs a PromptPoolNeck, got '
                             f'{type(self.neck).__name__}.')
@@ -134,12 +170,8 @@ class LPTClassifier(ImageClassifier):
                 f'share_blocks={share_blocks} is outside the backbone\'s '
                 f'block range [0, {num_layers}): at least the last block must '
                 'receive group prompts.')
-        self.share_blocks = share_blocks
         self.neck.build_pool(self.backbone.embed_dims,
                              num_layers - share_blocks)
-        self.match_loss_weight = match_loss_weight
-        self.phase1_checkpoint = phase1_checkpoint
-        self.shared_prefix = shared_prefix
         # Phase 2 keeps the phase-1 shared prompt fixed.
         if getattr(self.backbone, 'prompt', None) is not None:
             self.backbone.prompt.requires_grad_(False)
@@ -160,26 +192,16 @@ class LPTClassifier(ImageClassifier):
         ckpt = _load_checkpoint(filename, map_location='cpu')
         state = ckpt.get('state_dict', ckpt)
         # Both the shared prompt and the head must come from phase 1.
-        wanted = {
-            k: v
-            for k, v in self.state_dict().items()
+        wanted = [
+            k for k in self.state_dict()
             if k == 'backbone.prompt' or k.startswith('head.')
-        }
-        for key, value in wanted.items():
-            if key not in state:
-                raise KeyError(
-                    f'{filename} has no `{key}`: it is not an LPT phase-1 '
-                    'checkpoint for this model (phase 1 trains '
-                    'LPTVisionTransformer.prompt and the head).')
-            if state[key].shape != value.shape:
-                hint = ('prompt_length x embed_dims of the backbone'
-                        if key == 'backbone.prompt' else 'num_classes / '
-                        'in_channels of the head')
-                raise ValueError(
-                    f'`{key}` in {filename} has shape '
-                    f'{tuple(state[key].shape)} but this model expects '
-                    f'{tuple(value.shape)}: the phase-1 and phase-2 configs '
-                    f'must agree on the {hint}.')
+        ]
+        check_state_dict(
+            self.state_dict(),
+            state,
+            f'The phase-1 checkpoint {filename}',
+            keys=wanted,
+            hint=lambda key: self._hint(key, state, 'phase1'))
         with torch.no_grad():
             own = self.state_dict(keep_vars=True)
             for key in wanted:
@@ -187,6 +209,65 @@ class LPTClassifier(ImageClassifier):
         print_log(
             f'Loaded the shared prompt and head of phase 1 from {filename}.',
             logger='current')
+
+    def _check_loaded(self, state_dict: dict, prefix: str, *args) -> None:
+        """Load-state-dict pre-hook: the trained tensors must all fit.
+
+        The frozen backbone tensors are the backbone's own business (it
+        fills them in for a prompt-only file); everything else, trained or
+        unknown, is checked here, so a phase-1 file in a phase-2 model, a
+        head of another class count or a phase-2 file in a phase-1 model
+        fail on every loading path instead of leaving random tensors.
+        """
+        loaded = {
+            k[len(prefix):]: v
+            for k, v in state_dict.items() if k.startswith(prefix)
+        }
+        own = self.state_dict()
+        ignore = {f'backbone.{FINGERPRINT_KEY}', f'backbone.{SOURCE_KEY}'}
+        check_state_dict(
+            own,
+            loaded,
+            'The checkpoint',
+            keys=[k for k in own if is_trained_key(k)],
+            hint=lambda key: self._hint(key, loaded, 'load'),
+            unexpected=[
+                k for k in loaded if k not in own and k not in ignore
+            ])
+
+    def _hint(self, key: str, state: dict, purpose: str) -> str:
+        """The likely fix when a checkpoint's ``key`` does not fit."""
+        own = self.state_dict()
+        if key.startswith('neck.') and key not in own:
+            return ('It is a phase-2 checkpoint (it has a prompt pool) but '
+                    'the model is a phase-1 one: use the phase-2 config.')
+        if key.startswith('neck.') and key not in state:
+            return ('It is a phase-1 checkpoint (no prompt pool): test it '
+                    'with the phase-1 config; phase 2 starts from it through '
+                    '`model.phase1_checkpoint`.')
+        if key.startswith('neck.'):
+            return ('Likely fix: the neck (pool_size, prompt_length) and '
+                    'share_blocks must match the checkpoint\'s config.')
+        if key == 'backbone.prompt':
+            if key not in state:
+                return ('It is not an LPT checkpoint (no shared prompt, which '
+                        'phase 1 trains); a plain pretrained ViT goes into '
+                        'model.backbone.init_cfg instead.')
+            return ('Likely fix: prompt_length x embed_dims of the backbone '
+                    'must match the checkpoint\'s.')
+        if key.startswith('head.') and key in state and key in own:
+            got, want = tuple(state[key].shape), tuple(own[key].shape)
+            if got[1:] == want[1:]:
+                return (f'The checkpoint was trained for {got[0]} classes, '
+                        f'the model has {want[0]}: set model.head.num_classes'
+                        ' (and the data set) to the checkpoint\'s.')
+            return ('Likely fix: num_classes / in_channels of the head must '
+                    'match the checkpoint\'s.')
+        if key.startswith('head.') and purpose == 'phase1':
+            return ('It is not an LPT phase-1 checkpoint for this model '
+                    '(phase 1 trains LPTVisionTransformer.prompt and the '
+                    'head).')
+        return 'Likely fix: use the config the checkpoint was trained with.'
 
     def _backbone_trainable(self) -> bool:
         return any(p.requires_grad for p in self.backbone.parameters())
@@ -201,9 +282,12 @@ class LPTClassifier(ImageClassifier):
 
         Returns:
             tuple: ``((feature,), match)``, the (B, C) feature in a tuple as
-            backbones return it, and the (B,) matching term.
+            backbones return it, and the (B,) matching term (None in phase
+            1).
         """
         bb = self.backbone
+        if not self.with_neck:
+            return bb(inputs), None
         k, num_layers = self.share_blocks, bb.num_layers
         # Nothing upstream of the pool trains in phase 2, so the prefix needs
         # no graph; a user who unfreezes the backbone gets one.
@@ -238,6 +322,8 @@ class LPTClassifier(ImageClassifier):
                 ``'query'``: the (B, C) phase-1 feature used as the query.
                 Defaults to 'neck'.
         """
+        if not self.with_neck and stage != 'query':
+            return super().extract_feat(inputs, stage=stage)
         if stage == 'query':
             bb = self.backbone
             with torch.no_grad():
@@ -256,14 +342,18 @@ class LPTClassifier(ImageClassifier):
              data_samples: List[DataSample]) -> dict:
         """Head losses plus the matching term ``loss_match``."""
         feats, match = self.extract_lpt(inputs)
-        losses = self.head.loss(feats, data_samples)
-        if self.match_loss_weight:
-            if hasattr(self.head, 'sample_weights'):
-                weights = self.head.sample_weights(data_samples).to(match)
-            else:
-                weights = match.new_full(match.shape, 1. / match.numel())
-            losses['loss_match'] = -self.match_loss_weight * (weights *
-                                                              match).sum()
+        if match is None or not self.match_loss_weight:
+            return self.head.loss(feats, data_samples)
+        if hasattr(self.head, 'loss_and_weights'):
+            # One split of the batch into its streams serves the head's
+            # losses and the matching term's stream-weighted mean.
+            losses, weights = self.head.loss_and_weights(feats, data_samples)
+            weights = weights.to(match)  # (B,)
+        else:
+            losses = self.head.loss(feats, data_samples)
+            weights = match.new_full(match.shape, 1. / match.numel())
+        losses['loss_match'] = -self.match_loss_weight * (weights *
+                                                          match).sum()
         return losses
 
     def predict(self,

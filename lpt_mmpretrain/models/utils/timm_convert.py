@@ -13,7 +13,8 @@ import torch
 from mmengine.logging import print_log
 
 __all__ = [
-    'is_timm_vit_state_dict', 'convert_timm_vit', 'load_state_dict_file'
+    'is_timm_vit_state_dict', 'convert_timm_vit', 'load_state_dict_file',
+    'backbone_state_dict'
 ]
 
 # timm ``blocks.i.<suffix>`` -> MMPretrain ``layers.i.<suffix>``.
@@ -129,6 +130,48 @@ def _convert_key(key: str) -> Optional[str]:
         if key.startswith(src):
             return dst + key[len(src):]
     return None
+
+
+def backbone_state_dict(state_dict: Dict[str, torch.Tensor],
+                        prefix: Optional[str] = None,
+                        source: str = 'the checkpoint'
+                        ) -> Dict[str, torch.Tensor]:
+    """The ViT backbone tensors of a checkpoint, in MMPretrain's layout.
+
+    The checkpoint filter of :class:`LPTVisionTransformer`: keeps the keys
+    under ``prefix`` (``'backbone.'`` when the file is a classifier's), then
+    converts timm's layout (:func:`convert_timm_vit`).
+
+    Args:
+        state_dict (dict): A flat state dict.
+        prefix (str, optional): Keep only these keys, without the prefix.
+            Defaults to None (``'backbone.'`` if any key starts with it).
+        source (str): Names the file in messages.
+
+    Returns:
+        dict: ``name -> tensor`` in MMPretrain ``VisionTransformer`` names.
+    """
+    if prefix is None and any(k.startswith('backbone.') for k in state_dict):
+        prefix = 'backbone.'  # an MMPretrain classifier checkpoint
+    if prefix is not None:
+        outside = [k for k in state_dict if not k.startswith(prefix)]
+        state_dict = {
+            k[len(prefix):]: v
+            for k, v in state_dict.items() if k.startswith(prefix)
+        }
+        if not state_dict:
+            raise ValueError(f'No key of {source} starts with prefix '
+                             f'{prefix!r}: fix init_cfg.prefix.')
+        if outside:
+            print_log(
+                f'Ignored {len(outside)} key(s) outside {prefix!r} in '
+                f'{source}, e.g. {outside[:5]}.',
+                logger='current')
+    if is_timm_vit_state_dict(state_dict):
+        print_log(
+            'Detected a timm ViT checkpoint; converting it.', logger='current')
+        state_dict = convert_timm_vit(state_dict)
+    return state_dict
 
 
 def load_state_dict_file(

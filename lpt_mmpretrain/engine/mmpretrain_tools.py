@@ -1,0 +1,70 @@
+"""Run MMPretrain's own ``tools/train.py`` / ``tools/test.py``, plus the
+little they lack on this project's machines.
+
+Our ``tools/train.py`` and ``tools/test.py`` take MMPretrain's argument
+parsers and ``merge_args`` unchanged (from the copy MMPretrain ships in
+``mmpretrain/.mim/tools/``, which ``mim train`` / ``mim test`` run), so every
+option of theirs (``--tta``, ``--show-dir``, ``--auto-scale-lr``, ...)
+behaves the same, and add only:
+
+- ``launcher='pytorch' | 'slurm' | 'mpi'`` on a machine without GPU: a gloo
+  process group and CPU DDP (:func:`~lpt_mmpretrain.engine.dist.setup_cpu_distributed`);
+- ``--amp`` without GPU: :class:`CPUAmpOptimWrapper` instead of MMEngine's
+  CUDA-only ``AmpOptimWrapper``;
+- ``persistent_workers=False`` where ``num_workers=0`` (torch refuses the
+  pair, and MMPretrain's ``train.py`` always sets the former);
+- the test metrics printed one ``name: value`` per line.
+"""
+import importlib.util
+import os.path as osp
+from types import ModuleType
+
+import mmpretrain
+from mmengine.config import Config
+
+from .dist import has_accelerator
+
+__all__ = ['load_mmpretrain_tool', 'adapt_cfg_to_host']
+
+DATALOADER_FIELDS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
+
+
+def load_mmpretrain_tool(name: str) -> ModuleType:
+    """Import MMPretrain's ``tools/<name>.py`` as a module.
+
+    Args:
+        name (str): ``'train'`` or ``'test'``.
+
+    Returns:
+        ModuleType: The tool, whose ``parse_args`` and ``merge_args`` we use.
+    """
+    root = osp.dirname(mmpretrain.__file__)
+    candidates = [
+        osp.join(root, '.mim', 'tools', f'{name}.py'),  # pip / mim install
+        osp.join(osp.dirname(root), 'tools', f'{name}.py'),  # source tree
+    ]
+    for path in candidates:
+        if osp.isfile(path):
+            spec = importlib.util.spec_from_file_location(
+                f'mmpretrain_tools_{name}', path)
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+            return module
+    raise FileNotFoundError(
+        f'MMPretrain {mmpretrain.__version__} ships no tools/{name}.py (looked '
+        f'in {candidates}): reinstall it with `pip install '
+        f'"mmpretrain>=1.2.0,<1.3.0"`.')
+
+
+def adapt_cfg_to_host(cfg: Config) -> Config:
+    """Apply the host fixes listed in the module docstring to ``cfg``."""
+    wrapper = cfg.get('optim_wrapper')
+    if wrapper is not None and wrapper.get('type') == 'AmpOptimWrapper' \
+            and not has_accelerator():
+        # bf16 autocast on the CPU; MMEngine's wrapper needs a GPU.
+        wrapper.type = 'CPUAmpOptimWrapper'
+    for field in DATALOADER_FIELDS:
+        loader = cfg.get(field)
+        if loader is not None and loader.get('num_workers', 0) == 0:
+            loader['persistent_workers'] = False
+    return cfg
