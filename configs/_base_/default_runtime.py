@@ -15,6 +15,10 @@ default_hooks = dict(
         backend_args=dict(backend='atomic_local')),
     sampler_seed=dict(type='DistSamplerSeedHook'),
     visualization=dict(type='VisualizationHook', enable=False),
+    # SIGTERM / SIGUSR1 (Slurm preemption, time limit): save iter_N.pth after
+    # the iteration in progress, exit 75; `--resume` continues mid-epoch.
+    # `interval=N` adds a checkpoint every N iterations (docs/data_loading.md).
+    preemption=dict(type='PreemptionCheckpointHook'),
 )
 
 custom_hooks = [
@@ -43,3 +47,9 @@ log_level = 'INFO'
 load_from = None
 resume = False
 randomness = dict(seed=0, deterministic=False)
+
+# Test-time augmentation (MMPretrain's `tools/test.py --tta`): the model
+# averages the softmax scores of the views that the data set's
+# `tta_pipeline` makes (LIFT's five crops, see FiveCrop). A config without a
+# `tta_pipeline` gets MMPretrain's default, the image and its mirror.
+tta_model = dict(type='AverageClsScoreTTA')
