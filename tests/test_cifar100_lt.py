@@ -1,9 +1,9 @@
-import pickle
-
 import numpy as np
 import pytest
+from fixtures.fake_cifar import accept_fake_cifar, write_fake_cifar
 
-from lpt_mmpretrain.datasets import CIFAR100LT, exponential_profile
+from lpt_mmpretrain.datasets import (CIFAR100LT, check_class_counts,
+                                     count_labels, exponential_profile)
 from mmpretrain.registry import DATASETS
 
 NUM_CLASSES = 100
@@ -23,33 +23,22 @@ def _fake_images(num: int) -> np.ndarray:
 
 @pytest.fixture(scope='module')
 def cifar_root(tmp_path_factory):
-    """A tiny CIFAR-100 in the python pickle format (bytes keys)."""
+    """A tiny CIFAR-100 in the released pickle layout."""
     root = tmp_path_factory.mktemp('cifar')
-    folder = root / 'cifar-100-python'
-    folder.mkdir()
     rng = np.random.RandomState(7)
     train_labels = rng.permutation(
         np.tile(np.arange(NUM_CLASSES), TRAIN_PER_CLASS)).tolist()
     test_labels = np.repeat(np.arange(NUM_CLASSES), TEST_PER_CLASS).tolist()
-    with open(folder / 'train', 'wb') as f:
-        pickle.dump(
-            {
-                b'data': _fake_images(len(train_labels)),
-                b'fine_labels': train_labels
-            }, f)
-    with open(folder / 'test', 'wb') as f:
-        pickle.dump(
-            {
-                b'data': _fake_images(len(test_labels)),
-                b'fine_labels': test_labels
-            }, f)
-    with open(folder / 'meta', 'wb') as f:
-        pickle.dump(
-            {
-                b'fine_label_names':
-                [f'name{i}'.encode() for i in range(NUM_CLASSES)]
-            }, f)
-    return root, np.array(train_labels)
+
+    def images(num):  # _fake_images rows (CHW) as HWC RGB images
+        return _fake_images(num).reshape(num, 3, 32, 32).transpose(0, 2, 3, 1)
+
+    write_fake_cifar(root, 'cifar100', images(len(train_labels)),
+                     train_labels, images(len(test_labels)), test_labels,
+                     [f'name{i}' for i in range(NUM_CLASSES)])
+    with pytest.MonkeyPatch.context() as mp:
+        accept_fake_cifar(mp, CIFAR100LT, root)
+        yield root, np.array(train_labels)
 
 
 def _ldam_selection(labels: np.ndarray, rho: float) -> np.ndarray:
@@ -81,6 +70,21 @@ def test_profile_matches_paper_sizes():
         exponential_profile(500, 100, 0.5)
 
 
+def test_count_labels_and_empty_classes():
+    assert count_labels([0, 2, 2], 4) == [1, 0, 2, 0]
+    assert count_labels([0, 2, 2]) == [1, 0, 2]
+    with pytest.raises(ValueError, match='x hold the label 4, out of range'):
+        count_labels([0, 4], 4, source='x')
+    with pytest.raises(ValueError, match='negative label -1'):
+        count_labels([0, -1])
+    assert check_class_counts([3, 1]) == [3, 1]
+    with pytest.raises(ValueError) as err:
+        check_class_counts([3, 0, 0], ['a', 'b', 'c'], source='f.txt',
+                           name='D', reason='Why.')
+    assert str(err.value) == ("D: 2 of 3 classes have no training image in "
+                              "f.txt: class 1 ('b'), 2 ('c'). Why.")
+
+
 def test_train_split_follows_ldam_recipe(cifar_root):
     root, train_labels = cifar_root
     dataset = CIFAR100LT(data_root=str(root), split='train', imbalance_ratio=2)
@@ -97,15 +101,16 @@ def test_train_split_follows_ldam_recipe(cifar_root):
     for i in (0, 5, len(dataset) - 1):
         img = dataset.get_data_info(i)['img']
         assert img.shape == (32, 32, 3) and img.dtype == np.uint8
-        # channel 0, row 0, columns 0 and 1 identify the source image
-        assert int(img[0, 0, 0]) * 256 + int(img[0, 1, 0]) == keep[i]
+        # red (channel 2 of BGR), row 0, columns 0 and 1 identify the
+        # source image
+        assert int(img[0, 0, 2]) * 256 + int(img[0, 1, 2]) == keep[i]
 
 
 def test_seed_changes_selection(cifar_root):
     root, _ = cifar_root
     a = CIFAR100LT(data_root=str(root), imbalance_ratio=2, seed=0)
     b = CIFAR100LT(data_root=str(root), imbalance_ratio=2, seed=1)
-    ids = [[int(d.get_data_info(i)['img'][0, 1, 0]) for i in range(len(d))]
+    ids = [[int(d.get_data_info(i)['img'][0, 1, 2]) for i in range(len(d))]
            for d in (a, b)]
     assert ids[0] != ids[1]
     assert a.cls_num_list == b.cls_num_list

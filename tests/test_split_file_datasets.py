@@ -139,3 +139,40 @@ def test_places_and_imagenet_lt_defaults(root, tmp_path):
             cls(ann_file='train.txt',
                 data_root=str(root),
                 data_prefix='images')
+
+
+def test_image_check_runs_once_on_rank_0(root, tmp_path, monkeypatch):
+    """Only rank 0 stats the images; the other ranks get its answer and
+    raise the same error."""
+    from lpt_mmpretrain.datasets import image_file_lt_dataset as module
+    ann = tmp_path / 'missing.txt'
+    ann.write_text('c0/a.png 0\nc1/zz.png 1\nc2/a.png 2\n')
+    statted = []
+    monkeypatch.setattr(module, '_missing_files',
+                        lambda paths, threads: statted.extend(paths) or [])
+    monkeypatch.setattr(module.dist, 'get_world_size', lambda: 2)
+    monkeypatch.setattr(module.dist, 'is_main_process', lambda: False)
+    sent = [str(root / 'images' / 'c1' / 'zz.png')]
+
+    def broadcast(objects, src):
+        assert src == 0 and objects == [None]
+        objects[0] = sent
+
+    monkeypatch.setattr(module.dist, 'broadcast_object_list', broadcast)
+    with pytest.raises(FileNotFoundError, match='1 of 3 images') as err:
+        _build(root, ann_file=str(ann))
+    assert 'zz.png' in str(err.value) and statted == []
+    sent = []
+    assert len(_build(root, ann_file=str(ann))) == 3
+
+
+def test_missing_images_found_in_parallel(tmp_path):
+    from lpt_mmpretrain.datasets.image_file_lt_dataset import _missing_files
+    paths = []
+    for i in range(50):
+        path = tmp_path / f'{i}.png'
+        if i % 7:
+            path.write_bytes(b'')
+        paths.append(str(path))
+    assert _missing_files(paths, 8) == [p for i, p in enumerate(paths)
+                                        if i % 7 == 0]

@@ -1,5 +1,3 @@
-from typing import Optional
-
 from mmpretrain.registry import DATASETS
 from .split_file_dataset import SplitFileLTDataset
 
@@ -31,20 +29,18 @@ class ImageNetLT(SplitFileLTDataset):
             ``data_prefix``. Defaults to ''.
         data_prefix (str | dict): Directory of the images, relative to
             ``data_root`` unless absolute. Defaults to ''.
-        num_classes (int): Number of classes. Defaults to 1000.
+        num_classes (int): Number of classes. Defaults to None
+            (``default_num_classes`` = 1000).
         train_ann_file (str, optional): The training split file, read for
             the class counts of a validation / test split. Defaults to None
             (``ann_file`` is the training split).
         classes (str | Sequence[str], optional): Class names in label order,
-            or a file with one name per line. Defaults to None.
+            or a file with one name per line (the configs' ``class_names``).
+            Defaults to None: predictions carry label indices only.
         check_files (bool): Check at build time that every listed image
             exists. Defaults to True.
         **kwargs: Other arguments of :class:`SplitFileLTDataset` and
             :class:`mmpretrain.datasets.BaseDataset`.
     """
 
-    def __init__(self,
-                 ann_file: str,
-                 num_classes: Optional[int] = 1000,
-                 **kwargs) -> None:
-        super().__init__(ann_file=ann_file, num_classes=num_classes, **kwargs)
+    default_num_classes = 1000

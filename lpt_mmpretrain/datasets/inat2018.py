@@ -1,13 +1,10 @@
 import json
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, Optional
 
-import numpy as np
-from mmengine.fileio import exists, get_file_backend, get_text
+from mmengine.fileio import exists, get_text
 
-from mmpretrain.datasets import BaseDataset
 from mmpretrain.registry import DATASETS
-from .long_tail_mixin import LongTailMixin
-from .split_file_dataset import check_image_files
+from .image_file_lt_dataset import ImageFileLTDataset, ParsedAnnotation
 
 __all__ = ['INat2018']
 
@@ -19,7 +16,7 @@ _REQUIRED_KEYS = {
 
 
 @DATASETS.register_module()
-class INat2018(LongTailMixin, BaseDataset):
+class INat2018(ImageFileLTDataset):
     """iNaturalist 2018: 8,142 classes, 437,513 training and 24,426
     validation images.
 
@@ -46,47 +43,20 @@ class INat2018(LongTailMixin, BaseDataset):
             for the class counts of the validation split. Defaults to None.
         check_files (bool): Check at build time that every listed image
             exists. Defaults to True.
-        metainfo (dict, optional): Meta information. Defaults to None.
-        pipeline (Sequence): Processing pipeline, starting with
-            ``LoadImageFromFile``. Defaults to ().
-        test_mode (bool): ``test_mode`` of ``BaseDataset``. Defaults to
-            False.
-        **kwargs: Other arguments of :class:`mmpretrain.datasets.BaseDataset`.
+        **kwargs: Other arguments of :class:`ImageFileLTDataset`
+            (``classes`` overrides the names, ``metainfo``, ``pipeline``,
+            ``test_mode``) and :class:`mmpretrain.datasets.BaseDataset`.
     """
 
-    def __init__(self,
-                 ann_file: str,
-                 data_root: str = '',
-                 data_prefix: Union[str, dict] = '',
-                 train_ann_file: Optional[str] = None,
-                 check_files: bool = True,
-                 metainfo: Optional[dict] = None,
-                 pipeline: Sequence = (),
-                 test_mode: bool = False,
-                 **kwargs) -> None:
-        if not ann_file:
-            raise ValueError(
-                'INat2018: `ann_file` is required: the COCO-style JSON of the '
-                'split (train2018.json or val2018.json).')
-        self.train_ann_file = self._resolve_train_ann_file(
-            train_ann_file, data_root)
-        self.check_files = check_files
-        super().__init__(
-            ann_file=ann_file,
-            metainfo=metainfo,
-            data_root=data_root,
-            data_prefix=data_prefix,
-            pipeline=pipeline,
-            test_mode=test_mode,
-            **kwargs)
+    ann_file_help = ('the COCO-style JSON of the split (train2018.json or '
+                     'val2018.json)')
 
-    @staticmethod
-    def _parse(
-            path: str) -> Tuple[List[Tuple[int, str]], List[Tuple[str, int]]]:
+    def _parse(self, path: str,
+               num_classes: Optional[int]) -> ParsedAnnotation:
         """Read and check one annotation file.
 
         Returns:
-            tuple: The categories ``(id, name)`` sorted by id, and the
+            tuple: The category names sorted by id, and the
             ``(file_name, label)`` of every image in file order.
         """
         if not exists(path):
@@ -157,44 +127,4 @@ class INat2018(LongTailMixin, BaseDataset):
             raise ValueError(f'INat2018: {path} lists no image.')
         records = [(name, image_label[img_id])
                    for img_id, name in file_names.items()]
-        return categories, records
-
-    def load_data_list(self) -> List[dict]:
-        """Read the annotations, the training counts and check the
-        images."""
-        categories, records = self._parse(self.ann_file)
-        if self.train_ann_file is None:
-            train_records, count_source = records, self.ann_file
-        else:
-            train_categories, train_records = self._parse(self.train_ann_file)
-            count_source = self.train_ann_file
-            if train_categories != categories:
-                raise ValueError(
-                    f'INat2018: {self.ann_file} and {self.train_ann_file} '
-                    f'define different categories ({len(categories)} vs '
-                    f'{len(train_categories)}, or different ids / names); '
-                    '`train_ann_file` must be the training file of the '
-                    'same release.')
-        if self.CLASSES is None:
-            self._metainfo['classes'] = tuple(name for _, name in categories)
-
-        counts = np.bincount([label for _, label in train_records],
-                             minlength=len(categories))
-        self._set_cls_num_list(counts.tolist(), source=count_source)
-
-        backend = get_file_backend(self.img_prefix, enable_singleton=True)
-        data_list = [{
-            'img_path': backend.join_path(self.img_prefix, file_name),
-            'gt_label': label
-        } for file_name, label in records]
-        if self.check_files:
-            check_image_files('INat2018', [d['img_path'] for d in data_list],
-                              self.ann_file)
-        return data_list
-
-    def extra_repr(self) -> List[str]:
-        """The extra repr information of the dataset."""
-        body = super().extra_repr()
-        if self.train_ann_file is not None:
-            body.append(f'Training annotation file: \t{self.train_ann_file}')
-        return body
+        return [name for _, name in categories], records

@@ -8,46 +8,14 @@ import numbers
 import os.path as osp
 from typing import List, Optional, Sequence, Tuple, Union
 
+import numpy as np
 from mmengine.fileio import join_path
 from mmengine.utils import is_abs
 
-from lpt_mmpretrain.models.utils.dual_stream import (STREAM_CB, STREAM_IB,
-                                                     STREAM_KEY)
+from ..structures.dual_stream import STREAM_CB, STREAM_IB, STREAM_KEY
+from .class_counts import check_class_counts, exponential_profile
 
 __all__ = ['LongTailMixin', 'exponential_profile']
-
-
-def exponential_profile(img_max: float, num_classes: int,
-                        imbalance_ratio: float) -> List[int]:
-    """Per-class image counts of an exponential long-tailed profile.
-
-    ``n_i = int(img_max * (1 / imbalance_ratio) ** (i / (num_classes - 1)))``
-    for ``i = 0 .. num_classes - 1`` (the LDAM-DRW recipe used by
-    CIFAR-100-LT): class 0 is the head, the last class the tail.
-
-    Args:
-        img_max (float): Number of images of the head class (before
-            ``int``).
-        num_classes (int): Number of classes.
-        imbalance_ratio (float): Ratio ``rho`` between the head and the
-            tail class counts, at least 1.
-
-    Returns:
-        List[int]: The counts, in label order.
-    """
-    if num_classes < 1:
-        raise ValueError(f'num_classes must be >= 1, got {num_classes}.')
-    if imbalance_ratio < 1:
-        raise ValueError(
-            'imbalance_ratio must be >= 1 (head count / tail count), got '
-            f'{imbalance_ratio}. Use e.g. 100, 50 or 10 for CIFAR-100-LT.')
-    if num_classes == 1:
-        return [int(img_max)]
-    factor = 1. / imbalance_ratio
-    return [
-        int(img_max * factor**(i / (num_classes - 1.)))
-        for i in range(num_classes)
-    ]
 
 
 class LongTailMixin:
@@ -111,27 +79,14 @@ class LongTailMixin:
             source (str): Where the counts come from, for error messages.
                 Defaults to 'the training split'.
         """
-        counts = [int(c) for c in counts]
         classes = self._metainfo.get('classes')
         if classes is not None and len(classes) != len(counts):
             raise ValueError(
                 f'{type(self).__name__}: {len(classes)} class names are given '
                 f'but {source} defines {len(counts)} classes. Give one name '
                 'per class (`classes=`), in label order.')
-        empty = [i for i, c in enumerate(counts) if c <= 0]
-        if empty:
-            shown = ', '.join(
-                str(i) if classes is None else f'{i} ({classes[i]!r})'
-                for i in empty[:5])
-            more = ', ...' if len(empty) > 5 else ''
-            raise ValueError(
-                f'{type(self).__name__}: {len(empty)} of {len(counts)} '
-                f'classes have no training image in {source}: class '
-                f'{shown}{more}. Long-tailed training needs at least one '
-                'training image per class (the class counts enter log n_j '
-                'of the A-GCL loss); fix the training annotation, or lower '
-                'the imbalance ratio / number of classes so that every class '
-                'keeps an image.')
+        counts = check_class_counts(
+            counts, classes, source=source, name=type(self).__name__)
         self._metainfo['cls_num_list'] = counts
 
     def __getitem__(self, idx: Union[int, Tuple[int, int]]) -> dict:
@@ -162,7 +117,10 @@ class LongTailMixin:
                 f'{type(self).__name__} got the stream {stream!r} in index '
                 f'{idx!r}; expected {STREAM_CB} (class-balanced) or '
                 f'{STREAM_IB} (instance-balanced).')
-        data = super().__getitem__(int(index))
+        if int(stream) == STREAM_CB and not self.test_mode:
+            data = self._prepare_within_class(int(index))
+        else:
+            data = super().__getitem__(int(index))
         if not isinstance(data, dict) or data.get('data_samples') is None:
             raise KeyError(
                 f'{type(self).__name__}: the pipeline output of sample '
@@ -171,3 +129,31 @@ class LongTailMixin:
                 "dict(type='PackInputs') when using DualClassBalancedSampler.")
         data['data_samples'].set_metainfo({STREAM_KEY: int(stream)})
         return data
+
+    def _prepare_within_class(self, index: int) -> dict:
+        """``BaseDataset.__getitem__`` for the class-balanced stream: when the
+        pipeline drops the image (``CheckedLoadImageFromFile(skip_bad=True)``)
+        the replacement is another image of the same class, not of the whole
+        data set, so the stream stays class-balanced."""
+        if not self._fully_initialized:
+            self.full_init()
+        data = self.prepare_data(index)
+        if data is not None:
+            return data
+        label = self.get_data_info(index)['gt_label']
+        if getattr(self, '_class_members', None) is None:
+            labels = np.asarray(self.get_gt_labels())
+            self._class_members = {
+                c: np.flatnonzero(labels == c)
+                for c in np.unique(labels).tolist()
+            }
+        members = self._class_members[int(label)]
+        for _ in range(self.max_refetch):
+            data = self.prepare_data(int(np.random.choice(members)))
+            if data is not None:
+                return data
+        raise RuntimeError(
+            f'{type(self).__name__}: no image of class {label} could be '
+            f'loaded in {self.max_refetch + 1} tries ({len(members)} '
+            'images); list the bad images with tools/misc/verify_dataset.py '
+            'and fix them.')

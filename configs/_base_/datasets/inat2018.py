@@ -17,10 +17,9 @@ train_dataloader = dict(
         data_root=data_root,
         ann_file='train2018.json',
         pipeline={{_base_.train_pipeline}}),
-    sampler=dict(
-        type='DualClassBalancedSampler',
-        batch_size=samples_per_stream,
-        num_samples_cls=4),
+    sampler=dict(type='DualClassBalancedSampler', num_samples_cls=4),
+    # One batch of each stream per step, half the loader's batch_size each.
+    batch_sampler=dict(type='DualStreamBatchSampler'),
 )
 
 val_dataloader = dict(

@@ -1,0 +1,14 @@
+# LPT phase 2 on CIFAR-10-LT (rho = 10): group-specific prompt pool on top of
+# the phase-1 shared prompt, which is loaded from the phase-1 work dir and
+# frozen (docs/method.md).
+_base_ = [
+    '../_base_/models/lpt_vit_b16_in21k_phase2.py',
+    '../_base_/datasets/cifar10_lt_r10.py',
+    '../_base_/schedules/lpt_sgd_90e.py',
+    '../_base_/default_runtime.py',
+]
+
+model = dict(
+    head=dict(num_classes=10),
+    # a phase-1 checkpoint file, or a work dir (its last_checkpoint is used)
+    phase1_checkpoint='work_dirs/phase1_cifar10_r10')
