@@ -2,12 +2,8 @@
 import importlib.util
 import json
 import pickle
-import re
 import subprocess
 import sys
-import threading
-import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -59,16 +55,6 @@ def write_preds(path, pred, gt, num_classes=10):
 # --------------------------------------------------------------------- #
 # plot_per_class.py
 # --------------------------------------------------------------------- #
-def test_per_class_accuracy(plot):
-    gt = np.array([0, 0, 0, 0, 1, 1, 3])
-    pred = np.array([0, 0, 1, 2, 1, 0, 3])
-    acc = plot.per_class_accuracy(pred, gt, 4)
-    np.testing.assert_allclose(acc[[0, 1, 3]], [50., 50., 100.])
-    assert np.isnan(acc[2])  # no test sample of class 2
-    with pytest.raises(ValueError, match='outside'):
-        plot.per_class_accuracy(pred, gt, 3)
-
-
 def test_load_predictions(plot, tmp_path):
     write_preds(tmp_path / 'p.pkl', [1, 2, 3], [1, 2, 0])
     pred, gt = plot.load_predictions(str(tmp_path / 'p.pkl'))
@@ -124,89 +110,83 @@ def test_plot_cli_errors(plot, tmp_path):
              str(tmp_path / 'x.jpg')])
 
 
-def test_counts_from_config(plot):
-    counts, classes, thresholds = plot.counts_from_config(
-        str(ROOT / 'configs/lpt/phase1_digits.py'))
-    assert counts == [84, 65, 50, 38, 30, 23, 18, 14, 10, 8]
-    assert classes == [str(i) for i in range(10)]
-    assert thresholds == (60, 25, False)
+@pytest.mark.slow
+def test_plot_from_config(tmp_path):
+    """The CLI as the demo runs it: counts and groups from a config."""
+    gt = np.repeat(np.arange(100), 2)
+    write_preds(tmp_path / 'p.pkl', gt, gt, 100)
+    proc = subprocess.run([
+        sys.executable, 'tools/analysis_tools/plot_per_class.py', '--preds',
+        str(tmp_path / 'p.pkl'), '--config',
+        'configs/lpt/phase1_digit_pairs.py', '--out',
+        str(tmp_path / 'a.png'), '--counts-out',
+        str(tmp_path / 'c.png')
+    ], cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert is_png(tmp_path / 'a.png') and is_png(tmp_path / 'c.png')
 
 
 # --------------------------------------------------------------------- #
 # demo.py helpers
 # --------------------------------------------------------------------- #
-def test_summarise(demo):
-    state = {}
-    train = ('11/22 08:07:01 - mmengine - INFO - Epoch(train)  [8][10/21]  '
-             'lr: 4.6700e-02  eta: 0:00:30  time: 0.0400  data_time: 0.0040'
-             '  loss: 1.6030  loss_cb: 1.2740  loss_ib: 0.3290')
-    line = demo._summarise(train, 40, state)
-    assert line.strip() == ('epoch 8/40: loss 1.603, loss_cb 1.274, '
-                            'loss_ib 0.329  lr 4.67e-02')
-    assert demo._summarise(train, 40, state) is None  # same epoch again
-    assert demo._summarise(train.replace('[8]', '[9]'), 40, state) is None
-    val = ('Epoch(val) [10][5/5]    long_tail/top1: 76.0000  '
-           'long_tail/few: 73.3333  data_time: 0.0049  time: 0.0235')
-    assert demo._summarise(val, 40, state).strip() == \
-        'val after epoch 10: top1 76.0, few 73.3'
-    assert demo._summarise('some other line', 40, state) is None
-
-
-def test_parse_metrics_and_table(demo):
-    out = ('log line\nlong_tail/top1: 77.0\nlong_tail/class_mean: 77.0\n'
-           'long_tail/many: 91.6\nlong_tail/medium: 75.5\n'
-           'long_tail/few: 72.0\n')
-    metrics = demo.parse_metrics(out)
-    assert metrics['long_tail/few'] == 72.0
-    with pytest.raises(demo.DemoError, match='long_tail/few'):
-        demo.parse_metrics('long_tail/top1: 1.0\n')
-    table = demo.format_table([
-        dict(
-            title='LPT phase 1',
-            metrics=metrics,
-            trainable_params=2560,
-            total_params=217024)
-    ])
-    assert table.splitlines()[2] == ('| LPT phase 1 | 77.00 | 77.00 | 91.60 '
-                                     '| 75.50 | 72.00 | 2,560 | 217,024 |')
-
-
+@pytest.mark.slow
 def test_run_child_failure(demo, tmp_path):
-    log = tmp_path / 'child.log'
+    log = tmp_path / 'logs' / 'child.log'
     with pytest.raises(demo.DemoError) as info:
         demo.run_child(['-c', 'import sys; print("the reason"); sys.exit(3)'],
-                       str(log),
-                       echo=lambda _: None)
+                       str(log))
     assert 'status 3' in str(info.value)
-    assert 'the reason' in str(info.value)
-    assert 'the reason' in log.read_text()
+    assert 'the reason' in str(info.value) and 'the reason' in log.read_text()
 
 
-def test_wait_lets_every_step_finish_then_raises(demo):
-    started = threading.Event()
-    finished = []
-
-    def fail():
-        started.wait(5)
-        raise demo.DemoError('first step failed')
-
-    def slow():
-        started.set()
-        time.sleep(0.2)
-        finished.append('slow')
-
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        futures = [pool.submit(fail), pool.submit(slow)]
-        with pytest.raises(demo.DemoError, match='first step failed'):
-            demo._wait(futures)
-    # the other step ran to its end before the error was raised
-    assert finished == ['slow']
-    demo._wait([])  # nothing to wait for
+def test_progress_line(demo, tmp_path, capsys):
+    progress = demo.Progress(total=4., tty=False)
+    assert 'ETA --:--' in progress.line()
+    progress.start -= 30  # 30 s ago
+    progress.run('a', 2., lambda: None)
+    assert progress.fraction() == 0.5
+    line = progress.line()
+    assert line.startswith('[ 50%] 0:30 elapsed, ETA 0:30'), line
+    progress.show()
+    progress.show()  # the same 10% step: printed once
+    assert capsys.readouterr().out.count('[ 50%]') == 1
 
 
-def test_jobs_argument(demo):
-    assert demo.parse_args([]).jobs == 2
-    assert demo.parse_args(['--jobs', '1']).jobs == 1
+def test_progress_counts_running_epochs(demo, tmp_path):
+    run = tmp_path / '20260101_000000' / 'vis_data'
+    run.mkdir(parents=True)
+    (run / 'scalars.json').write_text(json.dumps({'epoch': 6}) + '\n')
+    progress = demo.Progress(total=2., tty=False)
+    seen = []
+    progress.run('train', 2., lambda: seen.append(progress.fraction()),
+                 str(tmp_path), 10)
+    assert seen == [pytest.approx(0.5)] and progress.fraction() == 1.
+
+
+def test_tables(demo):
+    metrics = {
+        'long_tail/top1': 20., 'long_tail/many': 30., 'long_tail/medium': 20.,
+        'long_tail/few': 10.
+    }
+    runs = {
+        seed: {
+            key: dict(title=title, metrics={
+                k: v + seed for k, v in metrics.items()})
+            for key, title, _, _ in demo.MODELS
+        }
+        for seed in (0, 2)
+    }
+    text = demo.tables(runs)
+    assert '| 2 | LPT phase 1 (shared prompt) | 22.00 | 32.00 | 22.00 | 12.00 |' \
+        in text
+    assert '| LPT phase 2 (+ prompt pool) | 21.00 ± 1.4 | 31.00 ± 1.4 |' in text
+    assert '16,640 | 233,024 |' in text  # phase 2: trainable, total
+
+
+def test_arguments(demo):
+    args = demo.parse_args([])
+    assert args.jobs == 2 and args.seeds == [0] and not args.quick
+    assert demo.parse_args(['--seeds', '1', '2']).seeds == [1, 2]
     with pytest.raises(SystemExit):
         demo.parse_args(['--jobs', '0'])
 
@@ -214,57 +194,43 @@ def test_jobs_argument(demo):
 # --------------------------------------------------------------------- #
 # the demo, end to end
 # --------------------------------------------------------------------- #
-@pytest.mark.timeout(600)
+@pytest.mark.slow
+@pytest.mark.timeout(1200)
 def test_demo_quick(tmp_path):
     work_dir = tmp_path / 'demo'
     proc = subprocess.run([
         sys.executable, 'tools/demo.py', '--quick', '--work-dir',
-        str(work_dir), '--seed', '3'
-    ],
-                          cwd=ROOT,
-                          capture_output=True,
-                          text=True)
+        str(work_dir), '--seeds', '3'
+    ], cwd=ROOT, capture_output=True, text=True)
     out = proc.stdout
     assert proc.returncode == 0, out[-3000:] + proc.stderr[-3000:]
-
-    # progress: one line per stage with the elapsed time
-    for step in range(1, 7):
-        assert re.search(rf'^\[\s*[\d.]+s\] \[{step}/6\]', out, re.M), out
-    # one markdown table: header, rule, three rows of 5 metrics + 2 counts
+    assert 'MultiScaleDeformableAttention' not in proc.stderr
+    assert '[100%]' in out and 'ETA' in out  # the progress line
     rows = [line for line in out.splitlines() if line.startswith('| ')]
-    assert rows[0].startswith('| model | top-1 | class mean | many | '
-                              'medium | few | trainable params |')
-    assert len(rows) == 4, rows
-    expected_trainable = {
-        'baseline': 650,  # linear head 64 x 10 + 10
-        'LPT phase 1': 2560,  # prompt 6 x 5 x 64 + cosine head 64 x 10
-        'LPT phase 2': 10880,  # pool 10 x 3 x 5 x 64 + keys + head
-    }
-    for row, (title, trainable) in zip(rows[1:], expected_trainable.items()):
+    # per-seed table (header + 3 rows), mean table (header + 3 rows)
+    assert len(rows) == 8, rows
+    assert rows[1].startswith('| 3 | baseline')
+    expected = {'baseline': 6500, 'LPT phase 1': 8320, 'LPT phase 2': 16640}
+    for row, (title, trainable) in zip(rows[5:], expected.items()):
         cells = [c.strip() for c in row.strip('|').split('|')]
         assert cells[0].startswith(title)
-        accuracies = [float(c) for c in cells[1:6]]
-        assert all(0 <= a <= 100 for a in accuracies)
-        assert int(cells[6].replace(',', '')) == trainable
-        assert int(cells[7].replace(',', '')) > trainable
-    assert 'QUICK MODE' in out and 'seed 3' in out
+        assert int(cells[5].replace(',', '')) == trainable
+    assert 'QUICK MODE' in out
 
     results = json.loads((work_dir / 'results.json').read_text())
-    assert results['seed'] == 3 and results['quick'] is True
-    assert [r['key'] for r in results['rows']] == \
-        ['baseline', 'phase1', 'phase2']
-    for row in results['rows']:
+    assert results['seeds'] == [3] and results['quick'] is True
+    rows = results['runs']['3']
+    assert list(rows) == ['baseline', 'phase1', 'phase2']
+    for key, row in rows.items():
         assert set(row['metrics']) >= {
-            'long_tail/top1', 'long_tail/class_mean', 'long_tail/many',
-            'long_tail/medium', 'long_tail/few'
+            'long_tail/top1', 'long_tail/many', 'long_tail/medium',
+            'long_tail/few'
         }
         assert Path(row['preds']).is_file()
-    # the LPT rows were tested from their prompt-only checkpoints
-    assert results['rows'][1]['checkpoint'].endswith('_prompts.pth')
-    assert results['rows'][2]['checkpoint'].endswith('_prompts.pth')
-    for png in results['figures'].values():
-        assert Path(png).is_file() and is_png(png), png
-        assert str(Path(png).relative_to(work_dir)) in out or png in out
-    table_md = (work_dir / 'results.md').read_text()
-    assert rows[1] in table_md
-    assert (work_dir / 'logs' / 'train_phase2.log').is_file()
+        # the LPT rows were tested from their prompt-only checkpoints
+        assert row['checkpoint'].endswith('_prompts.pth') == (key != 'baseline')
+    seed_dir = work_dir / 'seed_3'
+    assert is_png(seed_dir / 'per_class_accuracy.png')
+    assert is_png(seed_dir / 'class_counts.png')
+    assert (seed_dir / 'logs' / 'train_phase2.log').is_file()
+    assert (work_dir / 'results.md').read_text().count('| ') >= 8

@@ -3,8 +3,7 @@ import pytest
 from sklearn.datasets import load_digits
 
 from lpt_mmpretrain.datasets import DigitsLT, exponential_profile
-from lpt_mmpretrain.models.utils.dual_stream import (STREAM_CB, STREAM_IB,
-                                                     STREAM_KEY)
+from lpt_mmpretrain.structures import STREAM_CB, STREAM_IB, STREAM_KEY
 from mmpretrain.registry import DATASETS
 
 PACK = [dict(type='PackInputs')]
@@ -110,3 +109,54 @@ def test_stream_index_errors(splits):
     assert isinstance(no_pack[0], dict)
     with pytest.raises(KeyError, match='PackInputs'):
         no_pack[(0, STREAM_CB)]
+
+
+# layouts, compose_digits, and the configs' test pipeline
+
+
+def test_layouts_draw_the_digit_in_one_half():
+    full = DigitsLT(split='pretrain', interpolation='nearest')
+    left = DigitsLT(split='pretrain', layout='left', interpolation='nearest')
+    right = DigitsLT(split='pretrain', layout='right', interpolation='nearest')
+    assert _source(full) == _source(left) == _source(right)
+    raw = load_digits().images[left.get_data_info(0)['source_idx']]
+    scaled = np.round(raw * 255 / 16).astype(np.uint8)
+    img_l = left.get_data_info(0)['img'][..., 0]
+    img_r = right.get_data_info(0)['img'][..., 0]
+    # 16x16 canvas upscaled by 2: the digit at rows 8..24, columns 0..16
+    np.testing.assert_array_equal(img_l[8:24, :16],
+                                  np.kron(scaled, np.ones((2, 2), np.uint8)))
+    np.testing.assert_array_equal(img_r[8:24, 16:], img_l[8:24, :16])
+    assert img_l[:, 16:].max() == 0 and img_l[:8].max() == 0
+    with pytest.raises(ValueError, match='layout'):
+        DigitsLT(layout='top')
+
+
+def test_compose_digits():
+    from lpt_mmpretrain.datasets import compose_digits
+    a, b = np.full((8, 8), 16.), np.zeros((8, 8))
+    img = compose_digits([a, b], 16, 'nearest')
+    assert img.shape == (16, 16, 3) and img.dtype == np.uint8
+    assert (img[4:12, :8] == 255).all() and img[4:12, 8:].max() == 0
+    assert img[:4].max() == 0 and img[12:].max() == 0
+    np.testing.assert_array_equal(
+        compose_digits([a], 8, 'nearest')[..., 0], np.full((8, 8), 255))
+
+
+def test_test_pipeline_resizes_any_input():
+    """A 128-px image of a digit gives the model the 32-px one (issue 11)."""
+    from mmengine.config import Config
+    from mmengine.dataset import Compose
+    from mmpretrain.utils import register_all_modules
+
+    import mmcv
+    register_all_modules()
+    cfg = Config.fromfile('configs/lpt/phase1_digits.py')
+    pipeline = Compose(cfg.test_dataloader.dataset.pipeline)
+    info = DigitsLT(split='test').get_data_info(0)
+    big = mmcv.imresize(info['img'], (128, 128), interpolation='bilinear')
+    out = pipeline(dict(img=big, gt_label=info['gt_label']))
+    ref = pipeline(dict(img=info['img'], gt_label=info['gt_label']))
+    assert tuple(out['inputs'].shape) == (3, 32, 32)
+    diff = (out['inputs'].float() - ref['inputs'].float()).abs().mean()
+    assert diff < 10  # of 255: the same digit

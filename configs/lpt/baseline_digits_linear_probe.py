@@ -20,7 +20,8 @@ model = dict(
 # Plain sampling: every image once per epoch, in random order.
 train_dataloader = dict(
     batch_size=32,
-    sampler=dict(_delete_=True, type='DefaultSampler', shuffle=True))
+    sampler=dict(_delete_=True, type='DefaultSampler', shuffle=True),
+    batch_sampler=None)
 
 # No class counts, no second stream, no prompts to save: only the exact-resume
 # seeding of the LPT runs.

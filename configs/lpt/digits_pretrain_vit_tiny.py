@@ -1,7 +1,12 @@
-# Stand-in for large-scale pretraining, for the CPU demo: a tiny ViT trained
-# (all weights, cross-entropy) on the balanced `pretrain` split of DigitsLT,
-# disjoint from the long-tailed training split and the test split. LPT's
-# phase 1 and phase 2 then freeze it (configs/lpt/phase{1,2}_digits.py).
+# Training config of the shipped stand-in for large-scale pretraining
+# (lpt_mmpretrain/datasets/standins/digits_vit_tiny.pth, see its .json): a
+# tiny ViT trained (all weights, cross-entropy) on single digits, the
+# balanced `pretrain` split of DigitsLT, each image drawn three ways: full
+# size, and at half size in the left or the right half (where DigitPairsLT
+# puts the two digits of a number). Its label space is the 10 digits; the
+# LPT configs freeze it (configs/lpt/phase{1,2}_digit{s,_pairs}.py). The
+# split shares no image with the training and test splits of DigitsLT and
+# DigitPairsLT.
 _base_ = [
     '../_base_/datasets/digits_lt.py',
     '../_base_/default_runtime.py',
@@ -28,31 +33,48 @@ model = dict(
         mean=[127.5, 127.5, 127.5], std=[127.5, 127.5, 127.5]),
 )
 
+pretrain_pipeline = [dict(type='PackInputs')]
 train_dataloader = dict(
     batch_size=32,
-    dataset=dict(split='pretrain'),
+    dataset=dict(
+        _delete_=True,
+        type='ConcatDataset',
+        datasets=[
+            dict(
+                type='DigitsLT',
+                split='pretrain',
+                layout='full',
+                pipeline=pretrain_pipeline),
+            dict(
+                type='DigitsLT',
+                split='pretrain',
+                layout='left',
+                pipeline=pretrain_pipeline),
+            dict(
+                type='DigitsLT',
+                split='pretrain',
+                layout='right',
+                pipeline=pretrain_pipeline),
+        ]),
     # a plain balanced split: no dual sampling here
     sampler=dict(_delete_=True, type='DefaultSampler', shuffle=True),
+    batch_sampler=None,
 )
 val_evaluator = dict(_delete_=True, type='Accuracy', topk=(1, ))
 test_evaluator = val_evaluator
 
-# Short on purpose: after 15 epochs the tiny ViT's own classifier gets 67-80%
-# on the test split (seed 0: 67%; seeds 1, 2: 77%, 80%), so the frozen
-# features leave the long-tailed stage something to do. After 30 epochs
-# (about 90%) the linear probe, phase 1 and phase 2 all landed at 87.7-89.3%
-# (seed 0, 20-epoch phases): nothing to see.
-max_epochs = 15
+max_epochs = 30
 optim_wrapper = dict(
     optimizer=dict(type='AdamW', lr=2e-3, weight_decay=0.05))
 param_scheduler = [
     dict(type='CosineAnnealingLR', T_max=max_epochs, by_epoch=True)
 ]
-train_cfg = dict(by_epoch=True, max_epochs=max_epochs, val_interval=5)
+train_cfg = dict(by_epoch=True, max_epochs=max_epochs, val_interval=10)
 val_cfg = dict()
 test_cfg = dict()
 
 default_hooks = dict(
-    logger=dict(interval=10), checkpoint=dict(interval=max_epochs))
+    logger=dict(interval=20), checkpoint=dict(interval=10))
 # A plain classifier: no long-tail hooks, no prompt-only checkpoints.
 custom_hooks = []
+randomness = dict(seed=0)

@@ -1,4 +1,4 @@
-from typing import List, Optional
+from typing import List, Optional, Sequence
 
 import mmcv
 import numpy as np
@@ -7,7 +7,82 @@ from mmpretrain.datasets import BaseDataset
 from mmpretrain.registry import DATASETS
 from .long_tail_mixin import LongTailMixin, exponential_profile
 
-__all__ = ['DigitsLT']
+__all__ = ['DigitsLT', 'partition_digits', 'compose_digits']
+
+#: Pixel values of ``load_digits()`` run from 0 to this.
+DIGITS_MAX_VALUE = 16.
+
+
+def partition_digits(labels: np.ndarray, num_test: int, num_pretrain: int,
+                     seed: int, name: str = 'DigitsLT') -> dict:
+    """Split the digit images of every class into three disjoint parts.
+
+    The images of every class (in label order) are shuffled with one
+    ``np.random.RandomState(seed)``; the first ``num_test`` are ``'test'``,
+    the next ``num_pretrain`` ``'pretrain'``, the rest ``'rest'``. DigitsLT
+    and DigitPairsLT share this partition, so a stand-in pretrained on the
+    ``'pretrain'`` part never saw an image of their training or test splits.
+
+    Args:
+        labels (np.ndarray): The digit of every image, (N,).
+        num_test (int): Test images per class.
+        num_pretrain (int): Pretraining images per class.
+        seed (int): Seed of the shuffle.
+        name (str): Data set named in errors. Defaults to 'DigitsLT'.
+
+    Returns:
+        dict: ``'test'``, ``'pretrain'`` and ``'rest'``, each a list with one
+        index array per class.
+    """
+    rng = np.random.RandomState(seed)
+    parts = {'test': [], 'pretrain': [], 'rest': []}
+    for cls in range(int(labels.max()) + 1):
+        idx = np.where(labels == cls)[0]
+        if len(idx) <= num_test + num_pretrain:
+            raise ValueError(
+                f'{name}: class {cls} has {len(idx)} images, not more than '
+                'num_test_per_class + num_pretrain_per_class = '
+                f'{num_test + num_pretrain}; lower them so that training '
+                'images remain.')
+        rng.shuffle(idx)
+        parts['test'].append(idx[:num_test])
+        parts['pretrain'].append(idx[num_test:num_test + num_pretrain])
+        parts['rest'].append(idx[num_test + num_pretrain:])
+    return parts
+
+
+def compose_digits(digits: Sequence[Optional[np.ndarray]],
+                   img_size: int,
+                   interpolation: str = 'bilinear') -> np.ndarray:
+    """Draw 8x8 digits side by side on a square canvas.
+
+    ``k`` digits (``None`` leaves a slot blank) make an 8 x 8k strip,
+    centred vertically on an 8k x 8k black canvas; values are scaled from
+    0..16 to 0..255 and the canvas is resized to ``img_size``. One digit
+    fills the whole image; two share it, each ``img_size / 2`` wide.
+
+    Args:
+        digits (Sequence[np.ndarray | None]): (8, 8) images of
+            ``load_digits()``, left to right.
+        img_size (int): Side of the output image.
+        interpolation (str): Interpolation of ``mmcv.imresize``. Defaults
+            to 'bilinear'.
+
+    Returns:
+        np.ndarray: (img_size, img_size, 3) uint8, the gray channel
+        repeated.
+    """
+    side = 8 * len(digits)
+    canvas = np.zeros((side, side), np.float64)
+    top = (side - 8) // 2
+    for i, digit in enumerate(digits):
+        if digit is not None:
+            canvas[top:top + 8, 8 * i:8 * i + 8] = digit
+    img = np.round(canvas * (255. / DIGITS_MAX_VALUE)).clip(0, 255)
+    img = mmcv.imresize(
+        img.astype(np.uint8), (img_size, img_size),
+        interpolation=interpolation)
+    return np.repeat(img[..., None], 3, axis=2)
 
 
 @DATASETS.register_module()
@@ -33,7 +108,10 @@ class DigitsLT(LongTailMixin, BaseDataset):
     Images are uint8 arrays (``img_size``, ``img_size``, 3) in ``img``
     (values scaled to 0..255, resized, the gray channel repeated three
     times; start the pipeline without ``LoadImageFromFile``); ``source_idx``
-    holds the image's index in ``load_digits()``.
+    holds the image's index in ``load_digits()``. ``layout='left'`` or
+    ``'right'`` draws the digit at half size in that half of the image, where
+    :class:`DigitPairsLT` puts the first or the second digit of a number
+    (see :func:`compose_digits`).
 
     Args:
         split (str): 'train', 'pretrain' or 'test'. Defaults to 'train'.
@@ -46,6 +124,8 @@ class DigitsLT(LongTailMixin, BaseDataset):
         seed (int): Seed of the per-class shuffle. Defaults to 0.
         interpolation (str): Interpolation of ``mmcv.imresize``.
             Defaults to 'bilinear'.
+        layout (str): 'full', 'left' or 'right': where the digit is drawn.
+            Defaults to 'full'.
         metainfo (dict, optional): Meta information. Defaults to None
             (classes '0' .. '9').
         test_mode (bool): ``test_mode`` of ``BaseDataset``. Defaults to
@@ -56,6 +136,7 @@ class DigitsLT(LongTailMixin, BaseDataset):
 
     METAINFO = {'classes': tuple(str(i) for i in range(10))}
     splits = ('train', 'pretrain', 'test')
+    layouts = ('full', 'left', 'right')
 
     def __init__(self,
                  split: str = 'train',
@@ -65,6 +146,7 @@ class DigitsLT(LongTailMixin, BaseDataset):
                  num_pretrain_per_class: int = 60,
                  seed: int = 0,
                  interpolation: str = 'bilinear',
+                 layout: str = 'full',
                  metainfo: Optional[dict] = None,
                  test_mode: bool = False,
                  **kwargs) -> None:
@@ -72,6 +154,9 @@ class DigitsLT(LongTailMixin, BaseDataset):
             raise ValueError(
                 f'DigitsLT: split must be one of {self.splits}, got {split!r}.'
             )
+        if layout not in self.layouts:
+            raise ValueError(f'DigitsLT: layout must be one of '
+                             f'{self.layouts}, got {layout!r}.')
         if imbalance_ratio < 1:
             raise ValueError('DigitsLT: imbalance_ratio (head count / tail '
                              f'count) must be >= 1, got {imbalance_ratio}.')
@@ -93,27 +178,15 @@ class DigitsLT(LongTailMixin, BaseDataset):
         self.num_pretrain_per_class = num_pretrain_per_class
         self.seed = seed
         self.interpolation = interpolation
+        self.layout = layout
         super().__init__(
             ann_file='', metainfo=metainfo, test_mode=test_mode, **kwargs)
 
     def _partition(self, labels: np.ndarray, num_classes: int) -> dict:
         """Indices of every split, one array per class."""
-        n_test, n_pre = self.num_test_per_class, self.num_pretrain_per_class
-        rng = np.random.RandomState(self.seed)
-        parts = {split: [] for split in self.splits}
-        remaining = []
-        for cls in range(num_classes):
-            idx = np.where(labels == cls)[0]
-            if len(idx) <= n_test + n_pre:
-                raise ValueError(
-                    f'DigitsLT: class {cls} has {len(idx)} images, not more '
-                    'than num_test_per_class + num_pretrain_per_class = '
-                    f'{n_test + n_pre}; lower them so that training images '
-                    'remain.')
-            rng.shuffle(idx)
-            parts['test'].append(idx[:n_test])
-            parts['pretrain'].append(idx[n_test:n_test + n_pre])
-            remaining.append(idx[n_test + n_pre:])
+        parts = partition_digits(labels, self.num_test_per_class,
+                                 self.num_pretrain_per_class, self.seed)
+        remaining = parts.pop('rest')
         n_max = min(len(r) for r in remaining)
         counts = exponential_profile(n_max, num_classes, self.imbalance_ratio)
         if min(counts) < 1:
@@ -143,15 +216,15 @@ class DigitsLT(LongTailMixin, BaseDataset):
         self._set_cls_num_list([len(p) for p in parts['train']],
                                source="the 'train' split")
 
-        scale = 255. / 16.
+        slots = {'full': (0, 1), 'left': (0, 2), 'right': (1, 2)}
+        slot, num_slots = slots[self.layout]
         data_list = []
         for idx in np.concatenate(parts[self.split]):
-            img = np.round(images[idx] * scale).clip(0, 255).astype(np.uint8)
-            img = mmcv.imresize(
-                img, (self.img_size, self.img_size),
-                interpolation=self.interpolation)
+            digits = [None] * num_slots
+            digits[slot] = images[idx]
             data_list.append({
-                'img': np.repeat(img[..., None], 3, axis=2),
+                'img': compose_digits(digits, self.img_size,
+                                      self.interpolation),
                 'gt_label': int(labels[idx]),
                 'source_idx': int(idx),
             })
@@ -163,4 +236,5 @@ class DigitsLT(LongTailMixin, BaseDataset):
             f'Split: \t{self.split}',
             f'Imbalance ratio: \t{self.imbalance_ratio}',
             f'Image size: \t{self.img_size}',
+            f'Layout: \t{self.layout}',
         ]

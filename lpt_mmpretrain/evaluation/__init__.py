@@ -1,1 +1,3 @@
+from .shot_groups import *  # noqa: F401,F403
 from .long_tail_accuracy import *  # noqa: F401,F403
+from .results import *  # noqa: F401,F403

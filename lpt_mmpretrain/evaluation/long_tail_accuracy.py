@@ -6,6 +6,8 @@ from mmengine.evaluator import BaseMetric
 from mmengine.logging import print_log
 
 from mmpretrain.registry import METRICS
+from .shot_groups import (per_class_accuracy, shot_group_convention,
+                          shot_group_masks)
 
 __all__ = ['LongTailAccuracy']
 
@@ -109,22 +111,15 @@ class LongTailAccuracy(BaseMetric):
 
     def _groups(self, counts: np.ndarray) -> Dict[str, np.ndarray]:
         """Boolean (num_classes, ) masks of the shot groups."""
-        many, few = self.many_shot_thr, self.few_shot_thr
-        if self.few_inclusive:
-            few_mask = counts <= few
-        else:
-            few_mask = counts < few
-        many_mask = counts > many
-        return dict(
-            many=many_mask, medium=~many_mask & ~few_mask, few=few_mask)
+        return shot_group_masks(counts, self.many_shot_thr, self.few_shot_thr,
+                                self.few_inclusive)
 
     def _convention(self) -> str:
-        many, few = self.many_shot_thr, self.few_shot_thr
-        if self.few_inclusive:
-            return (f'official LPT convention: many > {many}, '
-                    f'medium ({few}, {many}], few <= {few}')
-        return (f"papers' convention: many > {many}, medium {few}..{many}, "
-                f'few < {few}')
+        ranges = shot_group_convention(self.many_shot_thr, self.few_shot_thr,
+                                       self.few_inclusive)
+        name = ('official LPT convention'
+                if self.few_inclusive else "papers' convention")
+        return f'{name}: ' + ', '.join(f'{g} {r}' for g, r in ranges.items())
 
     def compute_metrics(self, results: List[dict]) -> Dict[str, float]:
         """Compute the accuracies from the processed results.
@@ -159,15 +154,10 @@ class LongTailAccuracy(BaseMetric):
                 f'{gt.max()}) is outside the {num_classes} classes of '
                 'cls_num_list; the counts must cover every class.')
 
-        correct = (pred == gt).astype(np.float64)
-        total_c = np.bincount(gt, minlength=num_classes)
-        correct_c = np.bincount(gt, weights=correct, minlength=num_classes)
-        present = total_c > 0
-        acc_c = np.zeros(num_classes)
-        acc_c[present] = correct_c[present] / total_c[present] * 100.
-
+        acc_c = per_class_accuracy(pred, gt, num_classes)
+        present = ~np.isnan(acc_c)
         metrics = dict(
-            top1=float(correct.mean() * 100.),
+            top1=float((pred == gt).mean() * 100.),
             class_mean=float(acc_c[present].mean()))
         sizes = []
         for name, mask in self._groups(counts).items():

@@ -25,17 +25,23 @@ import argparse
 import os
 import os.path as osp
 import pickle
+import sys
 from typing import List, Optional, Sequence, Tuple
 
 import matplotlib
 
+# the package, also when run from a checkout without `pip install -e .`
+sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '..', '..')))
 matplotlib.use('Agg')  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from lpt_mmpretrain.evaluation import (GROUPS,  # noqa: E402
+                                       counts_from_config, per_class_accuracy,
+                                       shot_group_convention, shot_group_masks)
+
 __all__ = [
-    'load_predictions', 'per_class_accuracy', 'counts_from_config',
-    'plot_accuracy_vs_count', 'plot_class_counts', 'main'
+    'load_predictions', 'plot_accuracy_vs_count', 'plot_class_counts', 'main'
 ]
 
 # Class-by-class lines are readable up to about this many classes; above it
@@ -77,88 +83,6 @@ def load_predictions(path: str) -> Tuple[np.ndarray, np.ndarray]:
     pred = np.array([_label(r['pred_label']) for r in results])
     gt = np.array([_label(r['gt_label']) for r in results])
     return pred, gt
-
-
-def per_class_accuracy(pred: np.ndarray, gt: np.ndarray,
-                       num_classes: int) -> np.ndarray:
-    """Top-1 accuracy (%) of every class; NaN for a class without samples.
-
-    Args:
-        pred (np.ndarray): Predicted labels, (N,).
-        gt (np.ndarray): True labels, (N,).
-        num_classes (int): Number of classes.
-
-    Returns:
-        np.ndarray: (num_classes,) accuracies in percent.
-    """
-    pred, gt = np.asarray(pred), np.asarray(gt)
-    if pred.shape != gt.shape:
-        raise ValueError(f'pred {pred.shape} and gt {gt.shape} differ.')
-    if gt.size and (gt.min() < 0 or gt.max() >= num_classes):
-        raise ValueError(
-            f'A true label ({gt.min()}..{gt.max()}) is outside 0..'
-            f'{num_classes - 1}: the counts do not belong to this test set.')
-    total = np.bincount(gt, minlength=num_classes).astype(float)
-    correct = np.bincount(gt[pred == gt], minlength=num_classes).astype(float)
-    acc = np.full(num_classes, np.nan)
-    present = total > 0
-    acc[present] = 100. * correct[present] / total[present]
-    return acc
-
-
-def counts_from_config(
-    config: str,
-    cfg_options: Optional[dict] = None
-) -> Tuple[List[int], Optional[List[str]], Optional[Tuple[int, int, bool]]]:
-    """Training class counts, class names and shot thresholds of a config.
-
-    Args:
-        config (str): A config with a ``train_dataloader`` whose data set
-            is a long-tailed one (``metainfo['cls_num_list']``).
-        cfg_options (dict, optional): Overrides merged into the config.
-
-    Returns:
-        tuple: ``(counts, classes, thresholds)``; ``thresholds`` is
-        ``(many_shot_thr, few_shot_thr, few_inclusive)`` when the config's
-        ``test_evaluator`` is a ``LongTailAccuracy``, else None.
-    """
-    from mmengine.config import Config
-    from mmengine.registry import init_default_scope
-    from mmpretrain.registry import DATASETS, METRICS
-    from mmpretrain.utils import register_all_modules
-
-    import lpt_mmpretrain  # noqa: F401  (registers the LPT components)
-
-    register_all_modules(init_default_scope=False)
-    cfg = Config.fromfile(config)
-    if cfg_options:
-        cfg.merge_from_dict(cfg_options)
-    init_default_scope(cfg.get('default_scope', 'mmpretrain'))
-    dataset_cfg = cfg.train_dataloader.dataset.to_dict()
-    dataset_cfg['pipeline'] = []  # only the annotations are needed
-    dataset = DATASETS.build(dataset_cfg)
-    counts = dataset.metainfo.get('cls_num_list')
-    if counts is None:
-        raise ValueError(
-            f'The training data set of {config} ({type(dataset).__name__}) '
-            "has no metainfo['cls_num_list']: use a long-tailed data set or "
-            'give the counts with --counts.')
-    classes = dataset.metainfo.get('classes')
-
-    thresholds = None
-    evaluators = cfg.get('test_evaluator', None)
-    if isinstance(evaluators, dict):
-        evaluators = [evaluators]
-    for evaluator in evaluators or []:
-        metric_cls = METRICS.get(evaluator.get('type'))
-        if metric_cls is not None and metric_cls.__name__ == \
-                'LongTailAccuracy':
-            metric = METRICS.build(evaluator)
-            thresholds = (metric.many_shot_thr, metric.few_shot_thr,
-                          metric.few_inclusive)
-            break
-    return ([int(c) for c in counts],
-            list(classes) if classes is not None else None, thresholds)
 
 
 def _moving_average(values: np.ndarray, window: int) -> np.ndarray:
@@ -298,33 +222,24 @@ def plot_class_counts(counts: Sequence[int],
     colors = ['tab:blue'] * len(counts)
     handles = None
     if thresholds is not None:
-        many, few, few_inclusive = thresholds
-        is_few = sorted_counts <= few if few_inclusive else \
-            sorted_counts < few
+        masks = shot_group_masks(sorted_counts, *thresholds)
+        ranges = shot_group_convention(*thresholds)
         group_colors = {
             'many': 'tab:blue',
             'medium': 'tab:orange',
             'few': 'tab:red'
         }
-        groups = np.where(sorted_counts > many, 'many',
-                          np.where(is_few, 'few', 'medium'))
-        colors = [group_colors[g] for g in groups]
-        few_text = f'<= {few}' if few_inclusive else f'< {few}'
-        medium_text = f'{few + 1}..{many}' if few_inclusive else \
-            f'{few}..{many}'
-        names = {
-            'many': f'many (> {many})',
-            'medium': f'medium '
-            f'({medium_text})',
-            'few': f'few ({few_text})'
-        }
+        colors = [
+            group_colors[next(g for g in GROUPS if masks[g][i])]
+            for i in range(len(sorted_counts))
+        ]
         handles = [
             plt.Rectangle((0, 0),
                           1,
                           1,
                           color=group_colors[g],
-                          label=f'{names[g]}: {int((groups == g).sum())} '
-                          'classes') for g in ('many', 'medium', 'few')
+                          label=f'{g} ({ranges[g]}): {int(masks[g].sum())} '
+                          'classes') for g in GROUPS
         ]
     fig, ax = plt.subplots(figsize=(7.5, 4.2), dpi=120)
     if len(counts) <= MAX_CLASSES_FOR_LINES:
