@@ -5,3 +5,96 @@ import os
 # down by an order of magnitude. Set before torch is imported by the tests.
 os.environ.setdefault('OMP_NUM_THREADS', '1')
 os.environ.setdefault('MKL_NUM_THREADS', '1')
+
+
+# ---------------------------------------------------------------------------
+# MMPretrain's own tools, as `mim train/test` runs them: the scripts packaged
+# in mmpretrain/.mim/tools, started as subprocesses.
+import glob  # noqa: E402
+import importlib.util  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+from pathlib import Path  # noqa: E402
+from types import SimpleNamespace  # noqa: E402
+
+import pytest  # noqa: E402
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+MMPRETRAIN_TOOLS = Path(
+    importlib.util.find_spec('mmpretrain').origin).parent / '.mim' / 'tools'
+
+
+def run_packaged_tool(tool, *args, cwd=None, timeout=900, check=True):
+    """Run ``mmpretrain/.mim/tools/<tool>`` (e.g. ``'test.py'`` or
+    ``'analysis_tools/get_flops.py'``) with this Python; returns the
+    ``CompletedProcess`` (stdout and stderr merged into ``stdout``). With
+    ``check``, a non-zero exit fails the test with the output's tail."""
+    script = MMPRETRAIN_TOOLS / tool
+    assert script.is_file(), f'{script} is not packaged with mmpretrain'
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), OMP_NUM_THREADS='1',
+               MKL_NUM_THREADS='1')
+    proc = subprocess.run([sys.executable, str(script), *map(str, args)],
+                          cwd=str(cwd or REPO_ROOT),
+                          env=env,
+                          stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT,
+                          text=True,
+                          timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f'{tool} {" ".join(map(str, args))} exited with '
+                             f'{proc.returncode}:\n{proc.stdout[-6000:]}')
+    return proc
+
+
+@pytest.fixture(scope='session')
+def packaged_tool():
+    """:func:`run_packaged_tool`."""
+    return run_packaged_tool
+
+
+def _newest(pattern):
+    files = sorted(glob.glob(pattern), key=os.path.getmtime)
+    assert files, f'nothing matches {pattern}'
+    return files[-1]
+
+
+@pytest.fixture(scope='session')
+def digits_runs():
+    """Tiny DigitsLT runs trained by MMPretrain's packaged tools/train.py:
+    2 epochs of LPT phase 1 on the configs' frozen tiny ViT, then 1 of
+    phase 2. Accuracies mean nothing; the files are real. Attributes:
+    ``phase1_dir``, ``phase2_dir``, ``phase{1,2}_full`` and
+    ``phase{1,2}_prompts`` (the files the runs wrote), ``phase{1,2}_options``
+    (the --cfg-options that point the configs at these runs)."""
+    # Not under pytest's basetemp: other pytest sessions on the machine
+    # prune old basetemps while this session still uses its files.
+    with tempfile.TemporaryDirectory(prefix='digits_runs_') as tmp:
+        yield _train_digits_runs(Path(tmp))
+
+
+def _train_digits_runs(root):
+    configs = REPO_ROOT / 'configs' / 'lpt'
+
+    def train(config, work_dir, *options):
+        run_packaged_tool('train.py', configs / config, '--work-dir',
+                          work_dir, '--cfg-options', *options, cwd=root)
+
+    phase1_options = []
+    phase1_dir = root / 'phase1'
+    train('phase1_digits.py', phase1_dir, 'train_cfg.max_epochs=2',
+          *phase1_options)
+    phase2_options = phase1_options + [f'model.phase1_checkpoint={phase1_dir}']
+    phase2_dir = root / 'phase2'
+    train('phase2_digits.py', phase2_dir, 'train_cfg.max_epochs=1',
+          *phase2_options)
+    return SimpleNamespace(
+        root=root,
+        phase1_dir=phase1_dir,
+        phase2_dir=phase2_dir,
+        phase1_full=str(phase1_dir / 'epoch_2.pth'),
+        phase1_prompts=_newest(str(phase1_dir / '*prompt*.pth')),
+        phase2_full=str(phase2_dir / 'epoch_1.pth'),
+        phase2_prompts=_newest(str(phase2_dir / '*prompt*.pth')),
+        phase1_options=phase1_options,
+        phase2_options=phase2_options)

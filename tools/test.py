@@ -5,6 +5,7 @@ Arguments are exactly MMPretrain's (`python tools/test.py -h`: `--tta`,
 (`epoch_N_prompts.pth`): the model loads either (see the README). The
 metrics are printed one `name: value` per line at the end.
 """
+import lpt_mmpretrain  # noqa: F401  (first: registers, quiets mmcv-lite)
 import mmengine
 from mmengine.config import Config
 from mmengine.dist import is_main_process

@@ -3,6 +3,7 @@
 Arguments are exactly MMPretrain's (`python tools/train.py -h`); see
 lpt_mmpretrain/engine/mmpretrain_tools.py for what is added.
 """
+import lpt_mmpretrain  # noqa: F401  (first: registers, quiets mmcv-lite)
 from mmengine.config import Config
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner

@@ -8,17 +8,25 @@ _base_ = ['./phase1_places.py']
 img_size = 384
 # The spec's test resize keeps the 256 / 224 ratio: 438 -> center crop 384.
 test_resize = 438
+# Pillow's antialiased bilinear resize, as torchvision in the released code.
+resize_cfg = dict(backend='pillow', interpolation='bilinear')
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='RandomResizedCrop', scale=img_size),
+    dict(type='CheckedLoadImageFromFile'),
+    dict(type='RandomResizedCrop', scale=img_size, **resize_cfg),
     dict(type='RandomFlip', prob=0.5, direction='horizontal'),
     dict(type='PackInputs'),
 ]
 test_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='Resize', scale=(test_resize, test_resize)),
+    dict(type='CheckedLoadImageFromFile'),
+    dict(type='Resize', scale=(test_resize, test_resize), **resize_cfg),
     dict(type='CenterCrop', crop_size=img_size),
     dict(type='PackInputs'),
+]
+# --tta: LIFT's five crops at 384 px (short edge to 384 + 24).
+tta_pipeline = [
+    dict(type='CheckedLoadImageFromFile'),
+    dict(type='ResizeEdge', scale=img_size + 24, edge='short', **resize_cfg),
+    dict(type='FiveCrop', crop_size=img_size),
 ]
 
 model = dict(backbone=dict(img_size=img_size))

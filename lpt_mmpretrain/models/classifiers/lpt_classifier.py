@@ -10,6 +10,7 @@ from mmpretrain.structures import DataSample
 
 from ..backbones.lpt_vision_transformer import FINGERPRINT_KEY, SOURCE_KEY
 from ..utils.state_dict_check import check_state_dict
+from .model_index_mixin import ModelIndexMixin
 
 __all__ = ['LPTClassifier', 'resolve_checkpoint_path']
 
@@ -52,7 +53,7 @@ def is_trained_key(key: str) -> bool:
 
 
 @MODELS.register_module()
-class LPTClassifier(ImageClassifier):
+class LPTClassifier(ModelIndexMixin, ImageClassifier):
     """LPT's classifier: frozen ViT with shared prompt, prompt pool, head.
 
     Without a neck it is the phase-1 model (``ImageClassifier``'s forward:

@@ -1,0 +1,65 @@
+"""LPT models by name: the project's model index in MMPretrain's ModelHub.
+
+``import lpt_mmpretrain`` calls :func:`register_lpt_models`, after which
+MMPretrain's own APIs know the models of ``configs/lpt/metafile.yml``::
+
+    >>> import lpt_mmpretrain
+    >>> from mmpretrain import get_model, inference_model, list_models
+    >>> list_models('lpt*')
+    ['lpt_deit-base-p16_in1k-pre_places-lt-phase1', ...]
+    >>> model = get_model('lpt_vit-tiny-p8_digits-pre_digits-lt-phase2',
+    ...                   pretrained='work_dirs/phase2_digits/epoch_40.pth')
+    >>> inference_model(model, 'digit.png')['pred_class']
+"""
+import os.path as osp
+from typing import List, Optional
+
+from mmpretrain.apis import ModelHub
+
+from ..models.classifiers.model_index_mixin import (ModelIndexMixin,
+                                                    metainfo_of_config)
+
+__all__ = [
+    'MODEL_INDEX', 'REPO_ROOT', 'ModelIndexMixin', 'lpt_model_names',
+    'metainfo_of_config', 'register_lpt_models'
+]
+
+# The index and the configs it names live in the repository (the project is
+# installed with `pip install -e .`); config paths are relative to it.
+REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+MODEL_INDEX = osp.join(REPO_ROOT, 'model-index.yml')
+
+_registered: List[str] = []
+
+
+def register_lpt_models(model_index: str = MODEL_INDEX,
+                        config_prefix: Optional[str] = None) -> List[str]:
+    """Register a model index with MMPretrain's ``ModelHub`` (once).
+
+    Args:
+        model_index (str): A ``model-index.yml``. Defaults to the
+            repository's.
+        config_prefix (str, optional): What the ``Config`` paths of its
+            metafiles are relative to. Defaults to the index's folder.
+
+    Returns:
+        list[str]: The (lower-case) names registered by the first call;
+        later calls register nothing and return the same names.
+    """
+    if _registered:
+        return list(_registered)
+    if not osp.isfile(model_index):
+        # An installation without the repository (a wheel) has no configs to
+        # build models from, so there is nothing to register.
+        return []
+    if config_prefix is None:
+        config_prefix = osp.dirname(osp.abspath(model_index))
+    before = set(ModelHub._models_dict)
+    ModelHub.register_model_index(model_index, config_prefix=config_prefix)
+    _registered.extend(sorted(set(ModelHub._models_dict) - before))
+    return list(_registered)
+
+
+def lpt_model_names() -> List[str]:
+    """The names :func:`register_lpt_models` registered."""
+    return list(_registered)
