@@ -33,6 +33,8 @@ setup(
     long_description=long_description,
     long_description_content_type='text/markdown',
     packages=find_packages(exclude=('configs', 'tools', 'tests', 'docs')),
+    # the shipped tiny-ViT stand-in of the CPU demo (weights + sha256 record)
+    package_data={'lpt_mmpretrain': ['datasets/standins/*']},
     python_requires='>=3.8',
     install_requires=[
         'torch>=1.13',
@@ -42,13 +44,19 @@ setup(
         # mmcv-lite is enough (no compiled ops are used); a full
         # ``mmcv>=2.0,<2.4`` installed first is kept, see README.
         mmcv_requirement(),
-        'timm',
         'numpy',
         'scikit-learn',
         'matplotlib',
     ],
     extras_require={
-        'tests': ['pytest', 'pytest-timeout'],
+        # timm only builds reference models in the tests: the package reads
+        # timm checkpoints without it.
+        'tests': ['pytest', 'pytest-timeout', 'timm', 'open_clip_torch'],
+        # ONNX export (tools/deployment/pytorch2onnx.py) and ONNX Runtime.
+        'deploy': ['onnx', 'onnxscript', 'onnxruntime'],
+        # imdecode_backend='turbojpeg' (also needs the system libturbojpeg;
+        # PyTurboJPEG 2.x needs libjpeg-turbo >= 3), docs/data_loading.md.
+        'turbojpeg': ['PyTurboJPEG<2'],
     },
     license='Apache License 2.0',
     zip_safe=False,

@@ -98,3 +98,63 @@ def _train_digits_runs(root):
         phase2_prompts=_newest(str(phase2_dir / '*prompt*.pth')),
         phase1_options=phase1_options,
         phase2_options=phase2_options)
+
+
+# ---------------------------------------------------------------------------
+# Shared by the test modules (import them with `from conftest import ...`).
+
+# The tiny ViT of the unit tests, and the arch of the shipped DigitsLT
+# stand-in (configs/lpt/digits_pretrain_vit_tiny.py).
+TINY_VIT = dict(embed_dims=32, num_layers=4, num_heads=2, feedforward_channels=64)
+DIGITS_VIT = dict(
+    embed_dims=64, num_layers=6, num_heads=4, feedforward_channels=128)
+TOOLS = REPO_ROOT / 'tools'
+
+
+def save_random_vit(path, arch=DIGITS_VIT, img_size=32, patch_size=8,
+                    seed=0):
+    """Save a random MMPretrain ViT as ``{'state_dict': ...}``; return it."""
+    import torch
+    from mmpretrain.models import VisionTransformer
+    torch.manual_seed(seed)
+    vit = VisionTransformer(arch=arch, img_size=img_size,
+                            patch_size=patch_size)
+    torch.save(dict(state_dict=vit.state_dict()), path)
+    return vit
+
+
+def run_python(*args, cwd=REPO_ROOT, env=None, check=True, timeout=None):
+    """Run ``python ARGS`` (this interpreter, one thread) in ``cwd``; stdout
+    and stderr merged into ``.stdout``. With ``check``, a non-zero exit fails
+    the test with the output's tail."""
+    full_env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONUNBUFFERED='1',
+                    PYTHON=sys.executable)
+    full_env.update(env or {})
+    proc = subprocess.run([sys.executable, *map(str, args)],
+                          cwd=str(cwd),
+                          env=full_env,
+                          stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT,
+                          text=True,
+                          timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f'{args} failed ({proc.returncode}):\n'
+                             f'{proc.stdout[-6000:]}')
+    return proc
+
+
+def load_tool(name):
+    """Import ``tools/<name>.py`` as a module."""
+    spec = importlib.util.spec_from_file_location(
+        f'_tool_{name.replace("/", "_")}', TOOLS / f'{name}.py')
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests that use the packaged-tool runs are slow too."""
+    for item in items:
+        if {'digits_runs', 'packaged_tool'} & set(
+                getattr(item, 'fixturenames', ())):
+            item.add_marker(pytest.mark.slow)

@@ -24,13 +24,13 @@ from mmpretrain.structures import DataSample
 from mmpretrain.utils import register_all_modules
 
 import lpt_mmpretrain  # noqa: F401
-from lpt_mmpretrain.engine.optimizers import CPUAmpOptimWrapper
-from lpt_mmpretrain.engine.optimizers import \
+from lpt_mmpretrain.engine.compat.optimizers import CPUAmpOptimWrapper
+from lpt_mmpretrain.engine.compat.optimizers import \
     cpu_amp_optimizer_wrapper as wrapper_module
-from lpt_mmpretrain.models.utils.dual_stream import STREAM_KEY
+from lpt_mmpretrain.structures import STREAM_KEY
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = dict(embed_dims=32, num_layers=4, num_heads=2, feedforward_channels=64)
+from conftest import TINY_VIT as TINY  # noqa: E402
 COUNTS = [40, 20, 10, 5, 2]
 HAS_CUDA = torch.cuda.is_available()
 

@@ -148,7 +148,7 @@ def test_phase1_derived_from_phase2(bench_script):
         Config.fromfile(PHASE2_DIGITS), PHASE2_DIGITS)
     assert phase2['allow_no_phase1'] and phase2['phase1_checkpoint'] is None
     phase1 = bench_script.phase1_model_cfg(phase2)
-    assert phase1['type'] == 'ImageClassifier'
+    assert phase1['type'] == 'LPTClassifier' and 'neck' not in phase1
     assert not set(bench_script.PHASE2_ONLY_KEYS) & set(phase1)
     assert phase1['backbone'] == phase2['backbone']
     assert phase1['head'] == phase2['head']

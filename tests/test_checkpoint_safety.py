@@ -10,8 +10,8 @@ from mmengine.logging.history_buffer import HistoryBuffer
 from mmengine.runner import CheckpointLoader, Runner, load_checkpoint
 from mmengine.runner.checkpoint import _load_checkpoint
 
-import lpt_mmpretrain.engine.checkpoint as ckpt_mod
-from lpt_mmpretrain.engine.checkpoint import (AtomicLocalBackend,
+import lpt_mmpretrain.engine.compat.checkpoint as ckpt_mod
+from lpt_mmpretrain.engine.compat.checkpoint import (AtomicLocalBackend,
                                               atomic_torch_save,
                                               load_from_safe_local,
                                               register_safe_globals)

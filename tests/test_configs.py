@@ -64,11 +64,8 @@ def test_config_builds(path):
 def test_vit_b_phase2_parameter_counts():
     cfg = Config.fromfile(str(ROOT / 'configs/lpt/phase2_places.py'))
     model = MODELS.build(cfg.model)
-    counts = {n: p.numel() for n, p in model.named_parameters()}
-    assert counts['backbone.prompt'] == 92160
-    assert counts['neck.prompt'] == 921600
-    assert counts['neck.key'] == 15360
-    assert counts['head.fc.weight'] == 768 * 365
-    total = sum(counts.values())
+    # the counts per tensor are tests/test_benchmark_tools.py's
+    # (count_params.py on this config)
+    total = sum(p.numel() for p in model.parameters())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     assert 0.01 < trainable / total < 0.02  # about 1.4% of ViT-B

@@ -1,5 +1,4 @@
 """tools/demo.py end to end (--quick smoke mode) and plot_per_class.py."""
-import importlib.util
 import json
 import pickle
 import subprocess
@@ -14,17 +13,12 @@ ROOT = Path(__file__).resolve().parents[1]
 PNG_SIGNATURE = b'\x89PNG\r\n\x1a\n'
 
 
-def load_tool(path):
-    spec = importlib.util.spec_from_file_location(
-        Path(path).stem + '_under_test', ROOT / path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from conftest import load_tool  # noqa: E402
 
 
 @pytest.fixture(scope='module')
 def plot():
-    return load_tool('tools/analysis_tools/plot_per_class.py')
+    return load_tool('analysis_tools/plot_per_class')
 
 
 @pytest.fixture(scope='module')

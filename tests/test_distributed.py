@@ -28,12 +28,14 @@ from mmpretrain.models import VisionTransformer
 
 import lpt_mmpretrain  # noqa: F401  (allow-lists the checkpoint types)
 
+pytestmark = pytest.mark.slow  # subprocess runs
+
 ROOT = Path(__file__).resolve().parents[1]
 TOOLS = ROOT / 'tools'
 PHASE1 = ROOT / 'configs' / 'lpt' / 'phase1_digits.py'
 PHASE2 = ROOT / 'configs' / 'lpt' / 'phase2_digits.py'
 # the tiny ViT of the digits configs
-TINY = dict(embed_dims=64, num_layers=6, num_heads=4, feedforward_channels=128)
+from conftest import DIGITS_VIT as TINY  # noqa: E402
 WORLD = 2
 B = 8  # images per stream per rank
 EPOCHS = 2

@@ -4,33 +4,20 @@ The configs' backbone checkpoint (the demo's pretrained tiny ViT) is replaced
 by a random tiny ViT written here: these runs check the machinery, not the
 accuracy (the demo does that).
 """
-import os
 import pickle
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
-from mmpretrain.models import VisionTransformer
 
 import lpt_mmpretrain  # noqa: F401  (allow-lists checkpoint types)
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = dict(embed_dims=64, num_layers=6, num_heads=4, feedforward_channels=128)
+from conftest import run_python as run  # noqa: E402
+from conftest import save_random_vit  # noqa: E402
 
-
-def run(*args, check=True):
-    proc = subprocess.run([sys.executable, *map(str, args)],
-                          cwd=ROOT,
-                          capture_output=True,
-                          text=True,
-                          env=dict(os.environ, PYTHONUNBUFFERED='1'))
-    if check and proc.returncode != 0:
-        raise AssertionError(f'{args} failed:\n{proc.stdout[-3000:]}\n'
-                             f'{proc.stderr[-3000:]}')
-    return proc
+pytestmark = pytest.mark.slow  # subprocess runs
 
 
 def metrics(stdout):
@@ -42,10 +29,8 @@ def metrics(stdout):
 
 @pytest.fixture(scope='module')
 def backbone_ckpt(tmp_path_factory):
-    torch.manual_seed(0)
-    vit = VisionTransformer(arch=TINY, img_size=32, patch_size=8)
     path = tmp_path_factory.mktemp('pretrained') / 'vit_tiny.pth'
-    torch.save(dict(state_dict=vit.state_dict()), path)
+    save_random_vit(path)
     return path
 
 

@@ -6,9 +6,9 @@ from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
 import lpt_mmpretrain  # noqa: F401
-from lpt_mmpretrain.models.utils.dual_stream import STREAM_KEY
+from lpt_mmpretrain.structures import STREAM_KEY
 
-TINY = dict(embed_dims=32, num_layers=4, num_heads=2, feedforward_channels=64)
+from conftest import TINY_VIT as TINY  # noqa: E402
 NUM_CLASSES = 5
 
 

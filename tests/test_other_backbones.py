@@ -98,9 +98,7 @@ def digits_batch(img_size=32, samples_per_stream=8, dual=True):
 
 def set_counts(model, counts):
     """What ClassCountsHook does before training."""
-    for module in model.modules():
-        if callable(getattr(module, 'set_cls_num_list', None)):
-            module.set_cls_num_list(counts)
+    model.head.set_class_counts(counts)
 
 
 def params(module):
@@ -120,8 +118,8 @@ def test_baseline_config_builds(name):
     assert 'PromptCheckpointHook' not in hooks
     assert {'ClassCountsHook', 'DualStreamScheduleHook'} <= set(hooks)
     assert cfg.train_dataloader.sampler.type == 'DualClassBalancedSampler'
-    assert cfg.train_dataloader.batch_size == \
-        2 * cfg.train_dataloader.sampler.batch_size
+    assert cfg.train_dataloader.batch_sampler.type == 'DualStreamBatchSampler'
+    assert 'batch_size' not in cfg.train_dataloader.sampler
     assert cfg.val_evaluator.type == 'LongTailAccuracy'
     assert cfg.optim_wrapper.optimizer.type == optim
 

@@ -24,6 +24,8 @@ import lpt_mmpretrain  # noqa: F401  (allow-lists the checkpoint types)
 from lpt_mmpretrain.engine.hooks.preemption_checkpoint_hook import (
     EXIT_PREEMPTED, PreemptionCheckpointHook)
 
+pytestmark = pytest.mark.slow  # subprocess runs
+
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN = ROOT / 'tools' / 'train.py'
 PHASE1 = ROOT / 'configs' / 'lpt' / 'phase1_digits.py'

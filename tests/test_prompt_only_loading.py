@@ -16,7 +16,7 @@ from lpt_mmpretrain.engine.prompt_checkpoint import (backbone_fingerprint,
 from lpt_mmpretrain.models.utils.state_dict_check import (
     CheckpointMismatchError, tensors_fingerprint)
 
-TINY = dict(embed_dims=32, num_layers=4, num_heads=2, feedforward_channels=64)
+from conftest import TINY_VIT as TINY  # noqa: E402
 
 
 def model_cfg(pretrained, phase=2, num_classes=5):

@@ -26,11 +26,13 @@ from mmpretrain.models import VisionTransformer
 
 import lpt_mmpretrain  # noqa: F401  (allow-lists the checkpoint types)
 
+pytestmark = pytest.mark.slow  # subprocess runs
+
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN = ROOT / 'tools' / 'train.py'
 PHASE2 = ROOT / 'configs' / 'lpt' / 'phase2_digits.py'
 # the tiny ViT and the prompt length of the digits configs
-TINY = dict(embed_dims=64, num_layers=6, num_heads=4, feedforward_channels=128)
+from conftest import DIGITS_VIT as TINY  # noqa: E402
 PROMPT_LENGTH = 5
 NUM_CLASSES = 10
 EPOCHS = 4

@@ -1,10 +1,9 @@
-"""Tests of tools/train.py, tools/test.py, tools/dist_*.sh and engine/dist.py.
+"""Tests of tools/train.py, tools/test.py, tools/dist_*.sh and engine/compat/dist.py.
 
 The tools run as subprocesses on a tiny ViT config (tests/fixtures) over a
 few PNG images written to a temporary folder; the distributed ones run two
 CPU processes with the gloo backend.
 """
-import importlib.util
 import os
 import os.path as osp
 import pickle
@@ -20,7 +19,7 @@ import torch
 import torch.distributed as torch_dist
 from mmengine.config import Config
 
-from lpt_mmpretrain.engine import dist as lpt_dist
+from lpt_mmpretrain.engine.compat import dist as lpt_dist
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TOOLS = osp.join(REPO, 'tools')
@@ -38,12 +37,7 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _load_tool(name):
-    spec = importlib.util.spec_from_file_location(
-        f'_tool_{name}', osp.join(TOOLS, f'{name}.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from conftest import load_tool as _load_tool  # noqa: E402
 
 
 def _run(cmd, cwd, env=None):
@@ -109,6 +103,7 @@ def single_preds(trained, workspace):
     return out, _load_preds(dump)
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_train_writes_checkpoint(trained):
     out, work_dir = trained
@@ -116,6 +111,7 @@ def test_train_writes_checkpoint(trained):
     assert 'Epoch(val) [1]' in out and 'accuracy/top1' in out
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_train_resume_continues(trained, workspace):
     _, work_dir = trained
@@ -134,6 +130,7 @@ def test_train_resume_continues(trained, workspace):
     assert ckpt['meta']['epoch'] == 2
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_test_prints_metrics_and_dumps_predictions(single_preds):
     out, preds = single_preds
@@ -147,6 +144,7 @@ def test_test_prints_metrics_and_dumps_predictions(single_preds):
         assert pred['pred_score'].shape == (len(TEST_COUNTS), )
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_dist_train_on_cpu(workspace):
     work_dir = workspace / 'work_dirs' / 'dist'
@@ -163,6 +161,7 @@ def test_dist_train_on_cpu(workspace):
     assert (work_dir / 'epoch_1.pth').is_file()
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_dist_test_on_cpu_covers_whole_test_set(trained, single_preds,
                                                 workspace):
@@ -238,7 +237,7 @@ def test_train_merge_args_resume_and_flags():
 
 
 # ---------------------------------------------------------------------------
-# engine/dist.py in this process (world size 1)
+# engine/compat/dist.py in this process (world size 1)
 
 
 @pytest.fixture

@@ -14,9 +14,9 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 from mmpretrain.utils import register_all_modules
 
-from lpt_mmpretrain.engine.dist import (setup_cpu_distributed,
+from lpt_mmpretrain.engine.compat.dist import (setup_cpu_distributed,
                                         teardown_distributed)
-from lpt_mmpretrain.engine.mmpretrain_tools import (adapt_cfg_to_host,
+from lpt_mmpretrain.engine.compat.mmpretrain_tools import (adapt_cfg_to_host,
                                                     load_mmpretrain_tool)
 
 tool = load_mmpretrain_tool('test')

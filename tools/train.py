@@ -1,7 +1,7 @@
 """Train a model: MMPretrain's tools/train.py, plus CPU distributed and AMP.
 
 Arguments are exactly MMPretrain's (`python tools/train.py -h`); see
-lpt_mmpretrain/engine/mmpretrain_tools.py for what is added.
+lpt_mmpretrain/engine/compat/mmpretrain_tools.py for what is added.
 """
 import lpt_mmpretrain  # noqa: F401  (first: registers, quiets mmcv-lite)
 from mmengine.config import Config
@@ -9,9 +9,9 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 from mmpretrain.utils import register_all_modules
 
-from lpt_mmpretrain.engine.dist import (setup_cpu_distributed,
+from lpt_mmpretrain.engine.compat.dist import (setup_cpu_distributed,
                                         teardown_distributed)
-from lpt_mmpretrain.engine.mmpretrain_tools import (adapt_cfg_to_host,
+from lpt_mmpretrain.engine.compat.mmpretrain_tools import (adapt_cfg_to_host,
                                                     load_mmpretrain_tool)
 
 tool = load_mmpretrain_tool('train')

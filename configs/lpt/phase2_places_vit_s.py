@@ -5,10 +5,8 @@
 _base_ = ['./phase1_places_vit_s.py']
 
 model = dict(
-    type='LPTClassifier',
-    neck=dict(type='PromptPoolNeck', pool_size=20, prompt_length=10, top_k=2),
-    share_blocks=6,
-    match_loss_weight=0.5,
-    shared_prefix=True,
+    # the paper's pool (PromptPoolNeck and LPTClassifier defaults: 20 x 10
+    # tokens, top-2, matching weight 0.5, shared prefix)
+    neck=dict(type='PromptPoolNeck'),
     # a phase-1 checkpoint file, or a work dir (its last_checkpoint is used)
     phase1_checkpoint='work_dirs/phase1_places_vit_s')

@@ -58,7 +58,8 @@ RUN_LABELS = {
     'phase2_infer_shared': 'phase-2 inference, shared-prefix',
     'phase2_infer_naive': 'phase-2 inference, naive',
 }
-# Keys of the phase-2 model config that an ImageClassifier does not take.
+# Keys of the phase-2 model config that a phase-1 LPTClassifier (no neck)
+# does not take.
 PHASE2_ONLY_KEYS = ('neck', 'share_blocks', 'match_loss_weight',
                     'phase1_checkpoint', 'allow_no_phase1', 'shared_prefix')
 UNIT_FORMATS = {
@@ -102,7 +103,7 @@ def phase1_model_cfg(phase2_cfg: dict,
     model_cfg = copy.deepcopy(phase2_cfg)
     for key in PHASE2_ONLY_KEYS:
         model_cfg.pop(key, None)
-    model_cfg['type'] = 'ImageClassifier'
+    model_cfg['type'] = 'LPTClassifier'  # phase 1: no neck
     return model_cfg
 
 

@@ -1,5 +1,4 @@
-from .checkpoint import *  # noqa: F401,F403
-from .dist import *  # noqa: F401,F403
+from .compat import *  # noqa: F401,F403
 from .prompt_checkpoint import *  # noqa: F401,F403
 from .hooks import *  # noqa: F401,F403
-from .optimizers import *  # noqa: F401,F403
+from .schedulers import *  # noqa: F401,F403

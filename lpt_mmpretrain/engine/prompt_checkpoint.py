@@ -28,7 +28,7 @@ from ..models.backbones.lpt_vision_transformer import (FINGERPRINT_KEY,
                                                        SOURCE_KEY)
 from ..models.classifiers.lpt_classifier import is_trained_key
 from ..models.utils.state_dict_check import encode_text, tensors_fingerprint
-from .checkpoint import atomic_torch_save
+from .compat.checkpoint import atomic_torch_save
 
 __all__ = [
     'is_prompt_key', 'prompt_state_dict', 'save_prompt_checkpoint',

@@ -21,7 +21,7 @@ import argparse
 import os.path as osp
 from typing import List, Optional
 
-from lpt_mmpretrain.engine.checkpoint import atomic_torch_save
+from lpt_mmpretrain.engine.compat.checkpoint import atomic_torch_save
 from lpt_mmpretrain.models.utils.clip_convert import (
     CLIP_TEXT_TEMPLATE, build_open_clip_text_model, clip_text_embeddings,
     load_clip_state_dict)

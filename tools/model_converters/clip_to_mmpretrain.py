@@ -18,7 +18,7 @@ import argparse
 import os.path as osp
 from typing import List, Optional
 
-from lpt_mmpretrain.engine.checkpoint import atomic_torch_save
+from lpt_mmpretrain.engine.compat.checkpoint import atomic_torch_save
 from lpt_mmpretrain.models.utils.clip_convert import (convert_clip_checkpoint,
                                                       load_clip_state_dict)
 

@@ -15,7 +15,7 @@ import argparse
 import os.path as osp
 from typing import List, Optional
 
-from lpt_mmpretrain.engine.checkpoint import atomic_torch_save
+from lpt_mmpretrain.engine.compat.checkpoint import atomic_torch_save
 from lpt_mmpretrain.models.utils.timm_convert import (convert_timm_vit,
                                                       is_timm_vit_state_dict,
                                                       load_state_dict_file)

@@ -6,7 +6,7 @@
 # converted with tools/model_converters/timm_to_mmpretrain.py (MMPretrain has
 # no ImageNet-21k-only ViT-B/16); see the README.
 model = dict(
-    type='ImageClassifier',
+    type='LPTClassifier',  # phase 1: no neck
     backbone=dict(
         type='LPTVisionTransformer',
         arch='b',

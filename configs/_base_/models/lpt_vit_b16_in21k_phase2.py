@@ -4,10 +4,7 @@
 # config) and the shared prompt is frozen.
 _base_ = ['./lpt_vit_b16_in21k.py']
 
-model = dict(
-    type='LPTClassifier',
-    neck=dict(type='PromptPoolNeck', pool_size=20, prompt_length=10, top_k=2),
-    share_blocks=6,
-    match_loss_weight=0.5,
-    shared_prefix=True,
-)
+# The paper's values are the defaults of PromptPoolNeck (pool_size=20,
+# prompt_length=10, top_k=2) and LPTClassifier (share_blocks=6,
+# match_loss_weight=0.5, shared_prefix=True): adding the neck makes phase 2.
+model = dict(neck=dict(type='PromptPoolNeck'))

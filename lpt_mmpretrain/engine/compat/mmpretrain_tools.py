@@ -8,7 +8,7 @@ option of theirs (``--tta``, ``--show-dir``, ``--auto-scale-lr``, ...)
 behaves the same, and add only:
 
 - ``launcher='pytorch' | 'slurm' | 'mpi'`` on a machine without GPU: a gloo
-  process group and CPU DDP (:func:`~lpt_mmpretrain.engine.dist.setup_cpu_distributed`);
+  process group and CPU DDP (:func:`~lpt_mmpretrain.engine.compat.dist.setup_cpu_distributed`);
 - ``--amp`` without GPU: :class:`CPUAmpOptimWrapper` instead of MMEngine's
   CUDA-only ``AmpOptimWrapper``;
 - ``persistent_workers=False`` where ``num_workers=0`` (torch refuses the
