@@ -204,7 +204,7 @@ def test_count_params_digits_script():
 def test_count_params_places_vit_b(count_params, capsys):
     count_params.main([PHASE2_PLACES])
     table = count_table(capsys.readouterr().out)
-    # LPT_SPEC.md: shared prompt 92,160 (frozen in phase 2), pool 921,600,
+    # docs/method.md: shared prompt 92,160 (frozen in phase 2), pool 921,600,
     # keys 15,360, head 768 x 365.
     assert table['backbone.prompt (shared prompt)'] == (0, 92160, 92160)
     assert table['neck.prompt (prompt pool)'] == (921600, 0, 921600)
