@@ -32,19 +32,9 @@ def run_packaged_tool(tool, *args, cwd=None, timeout=900, check=True):
     ``check``, a non-zero exit fails the test with the output's tail."""
     script = MMPRETRAIN_TOOLS / tool
     assert script.is_file(), f'{script} is not packaged with mmpretrain'
-    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), OMP_NUM_THREADS='1',
-               MKL_NUM_THREADS='1')
-    proc = subprocess.run([sys.executable, str(script), *map(str, args)],
-                          cwd=str(cwd or REPO_ROOT),
-                          env=env,
-                          stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT,
-                          text=True,
-                          timeout=timeout)
-    if check and proc.returncode != 0:
-        raise AssertionError(f'{tool} {" ".join(map(str, args))} exited with '
-                             f'{proc.returncode}:\n{proc.stdout[-6000:]}')
-    return proc
+    return run_python(script, *args, cwd=cwd or REPO_ROOT,
+                      env=dict(PYTHONPATH=str(REPO_ROOT)), check=check,
+                      timeout=timeout)
 
 
 @pytest.fixture(scope='session')

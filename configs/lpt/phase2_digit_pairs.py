@@ -3,11 +3,10 @@
 # starting from its work dir.
 _base_ = ['./phase1_digit_pairs.py']
 
+# The neck makes the model phase 2; match_loss_weight=0.5 and
+# shared_prefix=True are LPTClassifier's defaults.
 model = dict(
-    type='LPTClassifier',
     neck=dict(type='PromptPoolNeck', pool_size=10, prompt_length=5, top_k=2),
     share_blocks=3,
-    match_loss_weight=0.5,
-    shared_prefix=True,
     phase1_checkpoint='work_dirs/phase1_digit_pairs',
 )

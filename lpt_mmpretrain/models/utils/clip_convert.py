@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from mmengine.logging import print_log
 
-from .timm_convert import load_state_dict_file
+from .timm_convert import load_state_dict_file, rename_vit_key
 
 __all__ = [
     'load_clip_state_dict', 'split_clip_visual', 'convert_clip_visual',
@@ -178,17 +178,7 @@ def convert_clip_visual(
 
 
 def _convert_key(key: str) -> Optional[str]:
-    match = _BLOCK_KEY.match(key)
-    if match is not None:
-        index, rest = match.groups()
-        for src, dst in _BLOCK_MAP.items():
-            if rest.startswith(src):
-                return f'layers.{index}.{dst}{rest[len(src):]}'
-        return None
-    for src, dst in _TOP_MAP.items():
-        if key.startswith(src):
-            return dst + key[len(src):]
-    return None
+    return rename_vit_key(key, _BLOCK_KEY, _BLOCK_MAP, _TOP_MAP)
 
 
 def _layout_hint(visual: Dict[str, torch.Tensor]) -> str:

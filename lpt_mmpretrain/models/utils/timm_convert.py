@@ -14,7 +14,7 @@ from mmengine.logging import print_log
 
 __all__ = [
     'is_timm_vit_state_dict', 'convert_timm_vit', 'load_state_dict_file',
-    'backbone_state_dict'
+    'backbone_state_dict', 'rename_vit_key'
 ]
 
 # timm ``blocks.i.<suffix>`` -> MMPretrain ``layers.i.<suffix>``.
@@ -116,20 +116,32 @@ def convert_timm_vit(state_dict: Dict[str, torch.Tensor]) -> OrderedDict:
     return converted
 
 
-def _convert_key(key: str) -> Optional[str]:
-    if key in ('cls_token', 'pos_embed'):
-        return key
-    match = _BLOCK_KEY.match(key)
+def rename_vit_key(key: str, block_key: 're.Pattern', block_map: dict,
+                   top_map: dict) -> Optional[str]:
+    """Map a foreign ViT key to MMPretrain's by prefix tables.
+
+    ``block_key`` matches a block key into (index, rest); ``rest`` is
+    renamed by the first matching prefix of ``block_map`` into
+    ``layers.<index>.<new>``; other keys by ``top_map``. None: no match.
+    (Shared by the timm and the CLIP converters.)
+    """
+    match = block_key.match(key)
     if match is not None:
         index, rest = match.groups()
-        for src, dst in _BLOCK_MAP.items():
+        for src, dst in block_map.items():
             if rest.startswith(src):
                 return f'layers.{index}.{dst}{rest[len(src):]}'
         return None
-    for src, dst in _TOP_MAP.items():
+    for src, dst in top_map.items():
         if key.startswith(src):
             return dst + key[len(src):]
     return None
+
+
+def _convert_key(key: str) -> Optional[str]:
+    if key in ('cls_token', 'pos_embed'):
+        return key
+    return rename_vit_key(key, _BLOCK_KEY, _BLOCK_MAP, _TOP_MAP)
 
 
 def backbone_state_dict(state_dict: Dict[str, torch.Tensor],
