@@ -23,7 +23,7 @@ def plot():
 
 @pytest.fixture(scope='module')
 def demo():
-    return load_tool('tools/demo.py')
+    return load_tool('demo')
 
 
 def is_png(path):
