@@ -327,7 +327,10 @@ def test_deit_uses_imagenet_statistics():
 def test_384_pipelines():
     cfg1, _ = variant_configs('384')
     train = cfg1.train_dataloader.dataset.pipeline
-    assert dict(type='RandomResizedCrop', scale=384) in train
+    assert dict(type='RandomResizedCrop',
+                scale=384,
+                backend='pillow',
+                interpolation='bilinear') in train
     for loader in ('val_dataloader', 'test_dataloader'):
         assert dict(type='CenterCrop', crop_size=384) in \
             cfg1[loader].dataset.pipeline
@@ -388,9 +391,10 @@ def tiny_variant(cfg, name, checkpoint):
         patch_size=8,
         init_cfg=dict(type='Pretrained', checkpoint=str(checkpoint)))
     model.head.update(num_classes=10, in_channels=arch['embed_dims'])
-    if 'share_blocks' in model:
-        # keep the config's share_blocks / num_layers ratio
-        model.share_blocks = model.share_blocks * arch['num_layers'] // depth
+    if model.get('neck'):
+        # keep the config's share_blocks / num_layers ratio (6 by default)
+        model.share_blocks = model.get('share_blocks',
+                                       6) * arch['num_layers'] // depth
     return model
 
 
