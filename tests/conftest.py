@@ -21,8 +21,6 @@ from types import SimpleNamespace  # noqa: E402
 import pytest  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-MMPRETRAIN_TOOLS = Path(
-    importlib.util.find_spec('mmpretrain').origin).parent / '.mim' / 'tools'
 
 
 def run_packaged_tool(tool, *args, cwd=None, timeout=900, check=True):
@@ -30,8 +28,9 @@ def run_packaged_tool(tool, *args, cwd=None, timeout=900, check=True):
     ``'analysis_tools/get_flops.py'``) with this Python; returns the
     ``CompletedProcess`` (stdout and stderr merged into ``stdout``). With
     ``check``, a non-zero exit fails the test with the output's tail."""
-    script = MMPRETRAIN_TOOLS / tool
-    assert script.is_file(), f'{script} is not packaged with mmpretrain'
+    from lpt_mmpretrain.engine.compat.mmpretrain_tools import \
+        mmpretrain_tool_path
+    script = mmpretrain_tool_path(tool[:-len('.py')])
     return run_python(script, *args, cwd=cwd or REPO_ROOT,
                       env=dict(PYTHONPATH=str(REPO_ROOT)), check=check,
                       timeout=timeout)

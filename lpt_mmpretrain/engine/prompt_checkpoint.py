@@ -27,7 +27,8 @@ from mmengine.runner.checkpoint import (_load_checkpoint,
 from ..models.backbones.lpt_vision_transformer import (FINGERPRINT_KEY,
                                                        SOURCE_KEY)
 from ..models.classifiers.lpt_classifier import is_trained_key
-from ..models.utils.state_dict_check import encode_text, tensors_fingerprint
+from ..models.utils.state_dict_check import (decode_text, encode_text,
+                                             tensors_fingerprint)
 from .compat.checkpoint import atomic_torch_save
 
 __all__ = [
@@ -97,15 +98,16 @@ def save_prompt_checkpoint(model: nn.Module,
             that ``torch.load(weights_only=True)`` reads it back). A
             ``classes`` entry also becomes ``dataset_meta.classes``.
     """
+    state = prompt_state_dict(model)
     meta = dict(meta or {})
     meta[PROMPT_ONLY_FLAG] = True
-    unwrapped = _unwrap(model)
-    meta['backbone_fingerprint'] = backbone_fingerprint(unwrapped.backbone)
-    meta['backbone_checkpoint'] = _backbone_source(unwrapped)
+    # The same values as the state dict's, without hashing the backbone twice.
+    meta['backbone_fingerprint'] = decode_text(
+        state[f'backbone.{FINGERPRINT_KEY}'])
+    meta['backbone_checkpoint'] = decode_text(state[f'backbone.{SOURCE_KEY}'])
     if meta.get('classes') is not None:
         meta.setdefault('dataset_meta', dict(classes=list(meta['classes'])))
-    atomic_torch_save(dict(state_dict=prompt_state_dict(model), meta=meta),
-                      filename)
+    atomic_torch_save(dict(state_dict=state, meta=meta), filename)
 
 
 def is_prompt_checkpoint(checkpoint: dict) -> bool:

@@ -24,9 +24,27 @@ from mmengine.config import Config
 
 from .dist import has_accelerator
 
-__all__ = ['load_mmpretrain_tool', 'adapt_cfg_to_host']
+__all__ = ['mmpretrain_tool_path', 'load_mmpretrain_tool', 'adapt_cfg_to_host']
 
 DATALOADER_FIELDS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
+
+
+def mmpretrain_tool_path(name: str) -> str:
+    """Path of MMPretrain's ``tools/<name>.py`` (e.g. ``'train'``,
+    ``'analysis_tools/get_flops'``): the copy packaged for ``mim``, else the
+    one of a source tree."""
+    root = osp.dirname(mmpretrain.__file__)
+    candidates = [
+        osp.join(root, '.mim', 'tools', f'{name}.py'),  # pip / mim install
+        osp.join(osp.dirname(root), 'tools', f'{name}.py'),  # source tree
+    ]
+    for path in candidates:
+        if osp.isfile(path):
+            return path
+    raise FileNotFoundError(
+        f'MMPretrain {mmpretrain.__version__} ships no tools/{name}.py (looked '
+        f'in {candidates}): reinstall it with `pip install '
+        f'"mmpretrain>=1.2.0,<1.3.0"`.')
 
 
 def load_mmpretrain_tool(name: str) -> ModuleType:
@@ -38,22 +56,11 @@ def load_mmpretrain_tool(name: str) -> ModuleType:
     Returns:
         ModuleType: The tool, whose ``parse_args`` and ``merge_args`` we use.
     """
-    root = osp.dirname(mmpretrain.__file__)
-    candidates = [
-        osp.join(root, '.mim', 'tools', f'{name}.py'),  # pip / mim install
-        osp.join(osp.dirname(root), 'tools', f'{name}.py'),  # source tree
-    ]
-    for path in candidates:
-        if osp.isfile(path):
-            spec = importlib.util.spec_from_file_location(
-                f'mmpretrain_tools_{name}', path)
-            module = importlib.util.module_from_spec(spec)
-            spec.loader.exec_module(module)
-            return module
-    raise FileNotFoundError(
-        f'MMPretrain {mmpretrain.__version__} ships no tools/{name}.py (looked '
-        f'in {candidates}): reinstall it with `pip install '
-        f'"mmpretrain>=1.2.0,<1.3.0"`.')
+    spec = importlib.util.spec_from_file_location(
+        f'mmpretrain_tools_{name}', mmpretrain_tool_path(name))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def adapt_cfg_to_host(cfg: Config) -> Config:
