@@ -16,6 +16,7 @@ warnings.filterwarnings(
     'ignore', message='Fail to import ``MultiScaleDeformableAttention``')
 
 from . import datasets, engine, evaluation, models  # noqa: F401,E402
+from . import checkpoints  # noqa: F401,E402  (the standin:// scheme)
 from . import apis  # noqa: F401,E402  (after models: registers the model index)
 from .version import __version__  # noqa: E402
 

@@ -1,5 +1,5 @@
 # Training config of the shipped stand-in for large-scale pretraining
-# (lpt_mmpretrain/datasets/standins/digits_vit_tiny.pth, see its .json): a
+# (lpt_mmpretrain/checkpoints/standins/digits_vit_tiny.pth, see its .json): a
 # tiny ViT trained (all weights, cross-entropy) on single digits, the
 # balanced `pretrain` split of DigitsLT, each image drawn three ways: full
 # size, and at half size in the left or the right half (where DigitPairsLT

@@ -10,7 +10,7 @@ _base_ = [
 tiny_vit = dict(
     embed_dims=64, num_layers=6, num_heads=4, feedforward_channels=128)
 # The shipped stand-in (sha256-checked when loaded): the same weights on
-# every machine. See lpt_mmpretrain/datasets/digits_standin.py.
+# every machine. See lpt_mmpretrain/checkpoints/standin.py.
 pretrained = 'standin://digits_vit_tiny'
 
 model = dict(

@@ -18,7 +18,7 @@ from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
 from ..datasets.class_counts import exponential_profile
-from ..engine.prompt_checkpoint import save_prompt_checkpoint
+from ..checkpoints import frozen_state_dict, save_prompt_checkpoint
 from ..structures import STREAM_CB, STREAM_IB, STREAM_KEY
 from .measure import MIB, PeakMemory, count_params, time_steps
 
@@ -142,7 +142,7 @@ def save_random_backbone(model_cfg: dict, filename: str, seed: int) -> dict:
     backbone_cfg = dict(model_cfg['backbone'], init_cfg=None)
     torch.manual_seed(seed)
     backbone = MODELS.build(backbone_cfg)
-    state = {k: v for k, v in backbone.state_dict().items() if k != 'prompt'}
+    state = frozen_state_dict(backbone)
     torch.save(dict(state_dict=state), filename)
     model_cfg['backbone']['init_cfg'] = dict(
         type='Pretrained', checkpoint=filename)

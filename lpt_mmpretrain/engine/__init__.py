@@ -1,4 +1,3 @@
 from .compat import *  # noqa: F401,F403
-from .prompt_checkpoint import *  # noqa: F401,F403
 from .hooks import *  # noqa: F401,F403
 from .schedulers import *  # noqa: F401,F403

@@ -13,14 +13,13 @@ Configs name it ``standin://<name>``, a scheme of MMEngine's
 
 Export a retrained stand-in (this rewrites the checksum)::
 
-    python -m lpt_mmpretrain.datasets.digits_standin \\
+    python tools/model_converters/export_standin.py \\
         work_dirs/digits_pretrain_vit_tiny/epoch_30.pth
 """
-import argparse
 import hashlib
 import json
 import os.path as osp
-from typing import Any, Optional, Sequence
+from typing import Any, Optional
 
 import torch
 from mmengine.runner import CheckpointLoader
@@ -55,7 +54,7 @@ def _how_to_make(name: str) -> str:
     return (f'Restore the shipped file with `git checkout -- '
             f'{osp.relpath(pth)} {osp.relpath(pth)[:-4]}.json`, or retrain '
             f'it: `.venv/bin/python tools/train.py {PRETRAIN_CONFIG}` then '
-            '`.venv/bin/python -m lpt_mmpretrain.datasets.digits_standin '
+            '`.venv/bin/python tools/model_converters/export_standin.py '
             'work_dirs/digits_pretrain_vit_tiny/epoch_30.pth` (other weights, '
             'so other results than the README\'s).')
 
@@ -138,20 +137,3 @@ def export_standin(checkpoint: str,
         json.dump(record, f, indent=2)
         f.write('\n')
     return record
-
-
-def main(argv: Optional[Sequence[str]] = None) -> dict:
-    parser = argparse.ArgumentParser(
-        description='Export a checkpoint of digits_pretrain_vit_tiny.py as '
-        'the shipped stand-in (weights + sha256 record).')
-    parser.add_argument('checkpoint')
-    parser.add_argument('--name', default='digits_vit_tiny')
-    parser.add_argument('--dir', default=STANDIN_DIR)
-    args = parser.parse_args(argv)
-    record = export_standin(args.checkpoint, args.name, args.dir)
-    print(json.dumps(record, indent=2))
-    return record
-
-
-if __name__ == '__main__':
-    main()
