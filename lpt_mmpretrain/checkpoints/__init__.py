@@ -2,8 +2,8 @@
 
 - :mod:`.state_dict`: what LPT trains and what is frozen, the fingerprint
   of a backbone, the one key / shape check;
-- :mod:`.errors`, :mod:`.hints`: one helper per kind of error, one table
-  of likely fixes;
+- :mod:`.errors`, :mod:`.messages`: one helper per kind of error, one
+  table of the messages (problems and likely fixes);
 - :mod:`.files`: reading files into flat state dicts;
 - :mod:`.converters`: timm, CLIP and the released LPT layouts -> ours;
 - :mod:`.pretrained`, :mod:`.classifier`: what the backbone's and the
@@ -15,7 +15,7 @@ It imports nothing from the models, data sets, engine hooks or APIs above
 it (only MMEngine's safe saving, :mod:`lpt_mmpretrain.engine.compat`).
 """
 from .errors import *  # noqa: F401,F403
-from .hints import *  # noqa: F401,F403
+from .messages import *  # noqa: F401,F403
 from .state_dict import *  # noqa: F401,F403
 from .files import *  # noqa: F401,F403
 from .converters import *  # noqa: F401,F403

@@ -14,7 +14,7 @@ import torch
 import torch.nn as nn
 from mmengine.runner.checkpoint import _load_checkpoint
 
-from .hints import hint
+from .messages import message
 from .prompt_only import FINGERPRINT_KEY, SOURCE_KEY
 from .state_dict import PROMPT_KEY, check_state_dict, is_trained_key
 
@@ -78,18 +78,18 @@ def classifier_hint(own: Mapping, key: str, state: Mapping,
     """The likely fix when a checkpoint's ``key`` does not fit the model
     whose state dict is ``own`` (``purpose``: 'load' or 'phase1')."""
     if key.startswith('neck.') and key not in own:
-        return hint('phase2_file')
+        return message('phase2_file')
     if key.startswith('neck.') and key not in state:
-        return hint('phase1_file')
+        return message('phase1_file')
     if key.startswith('neck.'):
-        return hint('neck')
+        return message('neck')
     if key == _SHARED_PROMPT:
-        return hint('not_lpt' if key not in state else 'prompt_shape')
+        return message('not_lpt' if key not in state else 'prompt_shape')
     if key.startswith('head.') and key in state and key in own:
         got, want = tuple(state[key].shape), tuple(own[key].shape)
         if got[1:] == want[1:]:
-            return hint('num_classes', checkpoint=got[0], model=want[0])
-        return hint('head')
+            return message('num_classes', checkpoint=got[0], model=want[0])
+        return message('head')
     if key.startswith('head.') and purpose == 'phase1':
-        return hint('not_phase1')
-    return hint('config')
+        return message('not_phase1')
+    return message('config')

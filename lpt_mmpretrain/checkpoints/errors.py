@@ -21,7 +21,9 @@ def _join(*parts: Optional[str]) -> str:
     return ' '.join(p for p in parts if p)
 
 
-def missing_file(path: str, what: str = '', fix: str = '') -> FileNotFoundError:
+def missing_file(path: str,
+                 what: str = '',
+                 fix: str = '') -> FileNotFoundError:
     """``{what} {path} does not exist. {fix}``."""
     return FileNotFoundError(_join(what, f'{path} does not exist.', fix))
 

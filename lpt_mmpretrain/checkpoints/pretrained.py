@@ -17,7 +17,7 @@ from mmengine.model.weight_init import PretrainedInit
 
 from .converters import backbone_state_dict
 from .files import load_state_dict_file
-from .hints import hint
+from .messages import message
 from .state_dict import PROMPT_KEY, check_state_dict
 
 __all__ = ['split_init_cfg', 'pretrained_state_dict', 'pos_embed_problem']
@@ -111,32 +111,33 @@ def backbone_hint(backbone: nn.Module, key: str,
                   state_dict: Dict[str, torch.Tensor]) -> str:
     """The likely fix when ``key`` is missing, extra or mis-shaped."""
     if not any(k.startswith('layers.') for k in state_dict):
-        return hint('not_vit')
+        return message('not_vit')
     parts = key.split('.')
     shape = tuple(state_dict[key].shape) if key in state_dict else None
     if key == PROMPT_KEY:
-        return hint('prompt_length', prompt_length=backbone.prompt_length)
+        return message('prompt_length', prompt_length=backbone.prompt_length)
     if key == 'pos_embed' and shape is not None:
-        return hint('pos_embed', problem=pos_embed_problem(backbone, shape))
+        return message('pos_embed', problem=pos_embed_problem(backbone, shape))
     if key == 'patch_embed.projection.weight' and shape is not None \
             and len(shape) == 4:
-        return hint('patch_embed', patch_size=shape[2], in_channels=shape[1])
+        return message('patch_embed', patch_size=shape[2],
+                       in_channels=shape[1])
     if key not in backbone.state_dict():
-        return hint('arch_options')
+        return message('arch_options')
     if parts[0] == 'layers' and shape is None:
         ckpt_layers = _num_layers(state_dict)
         if int(parts[1]) >= ckpt_layers:
-            return hint('num_layers', checkpoint=ckpt_layers,
+            return message('num_layers', checkpoint=ckpt_layers,
                         model=backbone.num_layers)
         if key.endswith('attn.qkv.bias'):
-            return hint('qkv_bias')
+            return message('qkv_bias')
         if 'gamma' in key:
-            return hint('layer_scale')
+            return message('layer_scale')
     if parts[0] == 'pre_norm' and shape is None:
-        return hint('pre_norm')
+        return message('pre_norm')
     if parts[0] == 'ln1' and shape is None:
-        return hint('final_norm')
-    return hint('vit_arch')
+        return message('final_norm')
+    return message('vit_arch')
 
 
 def _num_layers(state_dict: Dict[str, torch.Tensor]) -> int:

@@ -29,7 +29,8 @@ from mmengine.runner.checkpoint import (_load_checkpoint,
                                         _load_checkpoint_to_model)
 
 from ..engine.compat.checkpoint import atomic_torch_save
-from .errors import CheckpointMismatchError, missing_file, wrong_file_kind
+from .errors import CheckpointMismatchError, wrong_file_kind
+from .messages import message
 from .state_dict import (PROMPT_KEY, backbone_fingerprint, decode_text,
                          encode_text, frozen_state_dict, is_trained_key)
 
@@ -64,10 +65,7 @@ def prompt_only_path(full: str, suffix: str = '_prompts') -> str:
 def _backbone_source(model: nn.Module) -> str:
     source = getattr(model.backbone, 'pretrained_checkpoint', None)
     if source is None:
-        raise ValueError(
-            'A prompt-only checkpoint needs the frozen backbone to come from '
-            'a pretrained checkpoint, but model.backbone.init_cfg names '
-            "none: set init_cfg=dict(type='Pretrained', checkpoint=...).")
+        raise ValueError(message('save_needs_pretrained'))
     return str(source)
 
 
@@ -156,9 +154,7 @@ def complete_prompt_only(backbone: nn.Module, state_dict: dict,
     """
     if backbone.prompt is not None and prefix + PROMPT_KEY not in state_dict:
         raise CheckpointMismatchError(
-            f'The checkpoint lacks the shared prompt `{prefix}{PROMPT_KEY}` '
-            'that LPT trains: it is not an LPT checkpoint. A plain '
-            'pretrained ViT goes into model.backbone.init_cfg.')
+            message('no_shared_prompt', key=prefix + PROMPT_KEY))
     fingerprint = state_dict.pop(prefix + FINGERPRINT_KEY, None)
     recorded = state_dict.pop(prefix + SOURCE_KEY, None)
     frozen = list(frozen_state_dict(backbone))
@@ -167,23 +163,14 @@ def complete_prompt_only(backbone: nn.Module, state_dict: dict,
         if present and len(present) < len(frozen):
             missing = [k for k in frozen if prefix + k not in state_dict]
             raise CheckpointMismatchError(
-                f'The checkpoint holds {len(present)} of the backbone\'s '
-                f'{len(frozen)} frozen tensors, e.g. it lacks '
-                f'`{prefix}{missing[0]}`: it is truncated or for another '
-                'architecture.')
+                message('truncated', present=len(present), frozen=len(frozen),
+                        key=prefix + missing[0]))
         if not present:
-            raise CheckpointMismatchError(
-                'The checkpoint holds no backbone weights and no '
-                'fingerprint of a backbone: it is neither a full LPT '
-                'checkpoint nor a prompt-only file written by '
-                'lpt_mmpretrain >= 0.2 (older prompt-only files: '
-                're-export them from the full checkpoint with '
-                'tools/model_converters/extract_prompts.py).')
+            raise CheckpointMismatchError(message('no_backbone'))
         return
     if present:
         raise CheckpointMismatchError(
-            'The checkpoint is a prompt-only file but also holds backbone '
-            f'weights (`{prefix}{present[0]}`): it is corrupt; re-save it.')
+            message('prompt_only_with_backbone', key=prefix + present[0]))
     expected = decode_text(fingerprint)
     recorded = decode_text(recorded) if recorded is not None else None
     if backbone_fingerprint(backbone) != expected:
@@ -197,25 +184,17 @@ def _load_fingerprinted(backbone: nn.Module, expected: str,
     source = backbone.pretrained_checkpoint or recorded
     if source is None:
         raise CheckpointMismatchError(
-            'A prompt-only checkpoint needs the frozen backbone it was '
-            f'trained on (recorded: {recorded}), but the model '
-            'names no pretrained checkpoint: set model.backbone.init_cfg='
-            "dict(type='Pretrained', checkpoint=...).")
+            message('no_pretrained', recorded=recorded))
     if '://' not in source and not osp.isfile(source):
-        raise missing_file(
-            source, f'A prompt-only checkpoint was trained on the backbone '
-            f'{recorded} (fingerprint {expected[:16]}...); the model\'s '
-            'pretrained checkpoint', 'Make or download it (see the README), '
-            'or load the full checkpoint instead.')
+        raise FileNotFoundError(
+            message('pretrained_missing', recorded=recorded, source=source,
+                    fingerprint=expected[:16]))
     backbone.load_pretrained(source)
     actual = backbone_fingerprint(backbone)
     if actual != expected:
         raise CheckpointMismatchError(
-            'The prompt-only checkpoint was trained on another backbone: '
-            f'it records {recorded} with fingerprint {expected}, '
-            f'but {source} has fingerprint {actual}. Use the backbone it '
-            'was trained on (model.backbone.init_cfg.checkpoint), or its '
-            'full checkpoint.')
+            message('other_backbone', recorded=recorded, expected=expected,
+                    source=source, actual=actual))
 
 
 def load_prompt_checkpoint(model: nn.Module,
@@ -269,13 +248,11 @@ def export_prompt_checkpoint(model: nn.Module, checkpoint: str,
     trained_on = backbone_fingerprint(model.backbone)
     source = _backbone_source(model)
     model.backbone.load_pretrained(source)
-    if backbone_fingerprint(model.backbone) != trained_on:
+    actual = backbone_fingerprint(model.backbone)
+    if actual != trained_on:
         raise ValueError(
-            f'The backbone of {checkpoint} (fingerprint {trained_on}) is not '
-            f'the pretrained {source} of the config (fingerprint '
-            f'{backbone_fingerprint(model.backbone)}): set '
-            'model.backbone.init_cfg.checkpoint to the backbone it was '
-            'trained on.')
+            message('export_other_backbone', checkpoint=checkpoint,
+                    trained_on=trained_on, source=source, actual=actual))
     old = full.get('meta') or {}
     meta = {
         k: old[k]

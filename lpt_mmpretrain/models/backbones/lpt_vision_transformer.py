@@ -1,16 +1,15 @@
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
 from mmengine.logging import print_log
-from mmengine.model.weight_init import (PretrainedInit, trunc_normal_,
-                                        update_init_info)
+from mmengine.model.weight_init import trunc_normal_, update_init_info
 from mmpretrain.models.backbones import VisionTransformer
 from mmpretrain.models.utils import resize_pos_embed
 from mmpretrain.registry import MODELS
 
 from ...checkpoints import (PROMPT_KEY, complete_prompt_only,
-                            pretrained_state_dict)
+                            pretrained_state_dict, split_init_cfg)
 
 __all__ = ['LPTVisionTransformer']
 
@@ -221,8 +220,7 @@ class LPTVisionTransformer(VisionTransformer):
         if self.is_init:
             super().init_weights()  # logs "called more than once"
             return
-        pretrained = self._pretrained_cfgs()
-        others = [cfg for cfg in self._init_cfgs() if cfg not in pretrained]
+        pretrained, others = split_init_cfg(self.init_cfg)
         original_cfg = self.init_cfg
         self.init_cfg = others or None
         try:
@@ -231,33 +229,16 @@ class LPTVisionTransformer(VisionTransformer):
             self.init_cfg = original_cfg
         self._init_prompt()
         for cfg in pretrained:
-            unknown_args = set(cfg) - {
-                'type', 'checkpoint', 'prefix', 'map_location'
-            }
-            if 'checkpoint' not in cfg or unknown_args:
-                raise ValueError(
-                    "init_cfg of type 'Pretrained' takes checkpoint=..., and "
-                    f'optionally prefix / map_location; got {cfg}.')
             self.load_pretrained(cfg['checkpoint'], cfg.get('prefix'),
                                  cfg.get('map_location', 'cpu'))
         if self.frozen:
             self._freeze_pretrained()
 
-    def _init_cfgs(self) -> List[dict]:
-        cfgs = self.init_cfg
-        return list([cfgs] if isinstance(cfgs, dict) else cfgs or [])
-
-    def _pretrained_cfgs(self) -> List[dict]:
-        return [
-            cfg for cfg in self._init_cfgs()
-            if cfg.get('type') in ('Pretrained', PretrainedInit)
-        ]
-
     @property
     def pretrained_checkpoint(self) -> Optional[str]:
         """The checkpoint of the last ``Pretrained`` ``init_cfg``, if any."""
-        cfgs = self._pretrained_cfgs()
-        return cfgs[-1].get('checkpoint') if cfgs else None
+        pretrained, _ = split_init_cfg(self.init_cfg)
+        return pretrained[-1]['checkpoint'] if pretrained else None
 
     def load_pretrained(self,
                         checkpoint: str,
