@@ -87,6 +87,23 @@ MESSAGES = {
     '{trained_on}) is not the pretrained {source} of the config (fingerprint '
     '{actual}): set model.backbone.init_cfg.checkpoint to the backbone it was '
     'trained on.',
+    # CLIP image towers
+    'clip_unknown_key': "Key '{key}' (shape {shape}) does not fit a CLIP ViT "
+    'image tower. Expected class_embedding, positional_embedding, conv1, '
+    'ln_pre, transformer.resblocks.<i>.{{ln_1, attn.in_proj_*, attn.out_proj,'
+    ' ln_2, mlp.c_fc, mlp.c_proj}}, ln_post and proj, optionally under '
+    'visual. {hint}',
+    'clip_missing_key': "Key '{key}' of a CLIP ViT image tower is missing "
+    '(first keys found: {found}). {hint}',
+    'clip_from_hf': 'This is a Hugging Face transformers CLIP model: use the '
+    "open_clip file of the same model ('open_clip_pytorch_model.bin' / "
+    "'open_clip_model.safetensors').",
+    'clip_from_timm': 'This is a timm ViT: convert it with '
+    'tools/model_converters/timm_to_mmpretrain.py.',
+    'clip_resnet': 'This is a ResNet CLIP; only ViT image towers convert.',
+    'clip_text_only': 'This is a text tower without an image tower: pass the '
+    'whole CLIP checkpoint.',
+    'clip_other': 'It is not a CLIP ViT image tower.',
     # the shipped stand-in
     'standin_missing': '{uri}: the stand-in file {path} is missing. {remedy}',
     'standin_changed': '{uri}: {path} has sha256 {actual}, but {record} '

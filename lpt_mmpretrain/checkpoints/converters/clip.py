@@ -19,7 +19,8 @@ from typing import Dict, List, Optional, Tuple
 import torch
 from mmengine.logging import print_log
 
-from .timm import rename_vit_key
+from ..messages import message
+from .timm import is_timm_vit_state_dict, rename_vit_key
 
 __all__ = [
     'split_clip_visual', 'convert_clip_visual', 'convert_clip_checkpoint',
@@ -111,18 +112,14 @@ def convert_clip_visual(
         new_key = _convert_key(key)
         if new_key is None:
             raise ValueError(
-                f"Key '{key}' (shape {tuple(value.shape)}) does not fit a "
-                'CLIP ViT image tower. Expected class_embedding, '
-                'positional_embedding, conv1, ln_pre, transformer.resblocks.'
-                '<i>.{ln_1, attn.in_proj_*, attn.out_proj, ln_2, mlp.c_fc, '
-                'mlp.c_proj}, ln_post and proj, optionally under visual. '
-                f'{_layout_hint(visual)}')
+                message('clip_unknown_key', key=key, shape=tuple(value.shape),
+                        hint=_layout_hint(visual)))
         converted[new_key] = value
     for key in _REQUIRED:
         if key not in visual:
             raise ValueError(
-                f"Key '{key}' of a CLIP ViT image tower is missing (first "
-                f'keys found: {list(visual)[:5]}). {_layout_hint(visual)}')
+                message('clip_missing_key', key=key, found=list(visual)[:5],
+                        hint=_layout_hint(visual)))
     converted['cls_token'] = visual['class_embedding'].reshape(1, 1, -1)
     converted['pos_embed'] = visual['positional_embedding'].unsqueeze(0)
     if proj is not None and (proj.dim() != 2 or proj.shape[0] !=
@@ -139,20 +136,17 @@ def _convert_key(key: str) -> Optional[str]:
 
 
 def _layout_hint(visual: Dict[str, torch.Tensor]) -> str:
+    """What the state dict is, when it is not a CLIP ViT image tower."""
     keys = list(visual)
     if any(k.startswith('vision_model.') for k in keys):
-        return ('This is a Hugging Face transformers CLIP model: use the '
-                "open_clip file of the same model ('open_clip_pytorch_model."
-                "bin' / 'open_clip_model.safetensors').")
-    if any(re.match(r'^blocks\.\d+\.attn\.qkv\.weight$', k) for k in keys):
-        return ('This is a timm ViT: convert it with '
-                'tools/model_converters/timm_to_mmpretrain.py.')
+        return message('clip_from_hf')
+    if is_timm_vit_state_dict(visual):
+        return message('clip_from_timm')
     if any(k.startswith(('layer1.', 'attnpool.', 'bn1.')) for k in keys):
-        return 'This is a ResNet CLIP; only ViT image towers convert.'
+        return message('clip_resnet')
     if any(k.startswith(('token_embedding.', 'ln_final.')) for k in keys):
-        return ('This is a text tower without an image tower: pass the whole '
-                'CLIP checkpoint.')
-    return 'It is not a CLIP ViT image tower.'
+        return message('clip_text_only')
+    return message('clip_other')
 
 
 def convert_clip_checkpoint(state_dict: Dict[str, torch.Tensor],
