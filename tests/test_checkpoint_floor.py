@@ -6,7 +6,6 @@ import string
 from pathlib import Path
 
 import torch
-from mmpretrain.models import VisionTransformer
 from mmpretrain.registry import MODELS
 
 import lpt_mmpretrain  # noqa: F401
@@ -15,7 +14,7 @@ from lpt_mmpretrain.checkpoints import (MESSAGES, FINGERPRINT_KEY, SOURCE_KEY,
                                         recorded_fingerprint, recorded_source,
                                         save_prompt_checkpoint)
 
-from conftest import TINY_VIT as TINY  # noqa: E402
+from test_prompt_only_loading import model_cfg, save_vit  # noqa: E402
 
 PACKAGE = Path(lpt_mmpretrain.__file__).parent
 FLOOR = PACKAGE / 'checkpoints'
@@ -74,21 +73,8 @@ def test_every_message_named_exists_with_its_fields():
 
 
 def test_fingerprint_written_once_and_read_from_older_files(tmp_path):
-    torch.manual_seed(0)
-    vit = tmp_path / 'vit.pth'
-    torch.save(
-        dict(state_dict=VisionTransformer(arch=TINY, img_size=32,
-                                          patch_size=8).state_dict()), vit)
-    model = MODELS.build(
-        dict(type='LPTClassifier',
-             backbone=dict(type='LPTVisionTransformer',
-                           arch=TINY,
-                           img_size=32,
-                           patch_size=8,
-                           prompt_length=3,
-                           init_cfg=dict(type='Pretrained',
-                                         checkpoint=str(vit))),
-             head=dict(type='CosineClsHead', num_classes=5, in_channels=32)))
+    vit = save_vit(tmp_path / 'vit.pth', seed=0)
+    model = MODELS.build(model_cfg(vit, phase=1))
     model.init_weights()
     filename = tmp_path / 'p.pth'
     save_prompt_checkpoint(model, str(filename))
