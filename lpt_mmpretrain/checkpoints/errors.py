@@ -1,15 +1,15 @@
-"""One helper per kind of checkpoint error, so each message is written once.
+"""One helper per kind of checkpoint error, so each sentence is written once.
 
-Each helper returns the exception (``raise missing_file(...)``), naming the
-problem and, when given, the fix. The kinds: a file that is not there, a
-file of the wrong kind, a key a state dict lacks, a key of the wrong shape,
-keys nothing has a place for.
+Each helper returns the exception (``raise missing_key(...)``), naming the
+problem and, when given, the fix (often a row of :mod:`.messages`). The
+kinds: a file of the wrong kind, a key a state dict lacks, a key of the
+wrong shape, keys nothing has a place for.
 """
 from typing import Iterable, Optional, Sequence, Type
 
 __all__ = [
-    'CheckpointMismatchError', 'missing_file', 'wrong_file_kind',
-    'missing_key', 'shape_mismatch', 'unknown_keys'
+    'CheckpointMismatchError', 'wrong_file_kind', 'missing_key',
+    'shape_mismatch', 'unknown_keys'
 ]
 
 
@@ -19,13 +19,6 @@ class CheckpointMismatchError(ValueError):
 
 def _join(*parts: Optional[str]) -> str:
     return ' '.join(p for p in parts if p)
-
-
-def missing_file(path: str,
-                 what: str = '',
-                 fix: str = '') -> FileNotFoundError:
-    """``{what} {path} does not exist. {fix}``."""
-    return FileNotFoundError(_join(what, f'{path} does not exist.', fix))
 
 
 def wrong_file_kind(source: str,

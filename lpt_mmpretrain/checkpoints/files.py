@@ -12,7 +12,8 @@ from typing import Dict, Optional, Tuple
 import torch
 from mmengine.runner.checkpoint import _load_checkpoint
 
-from .errors import missing_file, wrong_file_kind
+from .errors import wrong_file_kind
+from .messages import message
 
 __all__ = [
     'load_state_dict_file', 'load_clip_state_dict', 'resolve_checkpoint_path'
@@ -124,16 +125,9 @@ def resolve_checkpoint_path(path: str) -> str:
     if osp.isdir(path):
         pointer = osp.join(path, 'last_checkpoint')
         if not osp.isfile(pointer):
-            raise FileNotFoundError(
-                f'{path} is a directory without a `last_checkpoint` file: '
-                'point `phase1_checkpoint` at the phase-1 checkpoint file '
-                '(e.g. work_dirs/phase1_xxx/epoch_90.pth) or at a finished '
-                'phase-1 work dir.')
+            raise FileNotFoundError(message('no_last_checkpoint', path=path))
         with open(pointer) as f:
             path = f.read().strip()
     if '://' not in path and not osp.isfile(path):
-        raise missing_file(
-            path, 'Phase-1 checkpoint',
-            'Train phase 1 first (tools/train.py configs/lpt/phase1_xxx.py) '
-            'or set `model.phase1_checkpoint` to its checkpoint.')
+        raise FileNotFoundError(message('phase1_missing', path=path))
     return path

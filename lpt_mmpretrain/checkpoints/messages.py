@@ -53,6 +53,21 @@ MESSAGES = {
     'not_phase1': 'It is not an LPT phase-1 checkpoint for this model (phase 1'
     ' trains LPTVisionTransformer.prompt and the head).',
     'config': 'Likely fix: use the config the checkpoint was trained with.',
+    # the phase-1 checkpoint of phase 2
+    'no_last_checkpoint': '{path} is a directory without a `last_checkpoint` '
+    'file: point `phase1_checkpoint` at the phase-1 checkpoint file (e.g. '
+    'work_dirs/phase1_xxx/epoch_90.pth) or at a finished phase-1 work dir.',
+    'phase1_missing': 'Phase-1 checkpoint {path} does not exist. Train phase '
+    '1 first (tools/train.py configs/lpt/phase1_xxx.py) or set '
+    '`model.phase1_checkpoint` to its checkpoint.',
+    'phase1_without_neck': 'model.phase1_checkpoint is set but the model has '
+    'no neck: phase 1 (no PromptPoolNeck) starts from the pretrained backbone '
+    'alone; add the neck for phase 2 or remove phase1_checkpoint.',
+    'phase2_without_phase1': 'LPT phase 2 starts from a phase-1 checkpoint, '
+    'but `model.phase1_checkpoint` is not set. Train phase 1 first and set it '
+    'to the phase-1 checkpoint or work dir (e.g. --cfg-options '
+    'model.phase1_checkpoint=work_dirs/phase1_xxx), or set '
+    '`model.allow_no_phase1=True` to train phase 2 from scratch.',
     # prompt-only files (the frozen backbone they were trained on)
     'no_shared_prompt': 'The checkpoint lacks the shared prompt `{key}` that '
     'LPT trains: it is not an LPT checkpoint. A plain pretrained ViT goes '

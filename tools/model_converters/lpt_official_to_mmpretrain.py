@@ -24,7 +24,7 @@ from mmengine.registry import init_default_scope
 from mmpretrain.registry import MODELS
 
 from lpt_mmpretrain.checkpoints import (convert_official_state_dict,
-                                        missing_file, prompt_only_path,
+                                        prompt_only_path,
                                         save_prompt_checkpoint)
 from lpt_mmpretrain.engine.compat.checkpoint import (_refused_name,
                                                      atomic_torch_save)
@@ -49,7 +49,7 @@ def load_official_checkpoint(filename: str) -> Dict[str, torch.Tensor]:
         dict: ``name -> tensor`` in the released code's names.
     """
     if not osp.isfile(filename):
-        raise missing_file(filename)
+        raise FileNotFoundError(f'{filename} does not exist.')
     try:
         with torch.serialization.safe_globals(OFFICIAL_SAFE_GLOBALS):
             checkpoint = torch.load(

@@ -6,7 +6,7 @@ from mmpretrain.models.classifiers import ImageClassifier
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
-from ...checkpoints import (check_trained_state, phase1_state,
+from ...checkpoints import (check_trained_state, message, phase1_state,
                             resolve_checkpoint_path)
 from .model_index_mixin import ModelIndexMixin
 
@@ -88,20 +88,10 @@ class LPTClassifier(ModelIndexMixin, ImageClassifier):
                  data_preprocessor: Optional[dict] = None,
                  init_cfg: Optional[dict] = None):
         if neck is None and phase1_checkpoint is not None:
-            raise ValueError(
-                'model.phase1_checkpoint is set but the model has no neck: '
-                'phase 1 (no PromptPoolNeck) starts from the pretrained '
-                'backbone alone; add the neck for phase 2 or remove '
-                'phase1_checkpoint.')
+            raise ValueError(message('phase1_without_neck'))
         if neck is not None and phase1_checkpoint is None \
                 and not allow_no_phase1:
-            raise ValueError(
-                'LPT phase 2 starts from a phase-1 checkpoint, but '
-                '`model.phase1_checkpoint` is not set. Train phase 1 first '
-                'and set it to the phase-1 checkpoint or work dir (e.g. '
-                "--cfg-options model.phase1_checkpoint=work_dirs/phase1_xxx), "
-                'or set `model.allow_no_phase1=True` to train phase 2 from '
-                'scratch.')
+            raise ValueError(message('phase2_without_phase1'))
         super().__init__(backbone=backbone,
                          neck=neck,
                          head=head,
