@@ -17,9 +17,9 @@ from mmengine.config import Config
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
-from ..datasets.class_counts import exponential_profile
-from ..engine.prompt_checkpoint import save_prompt_checkpoint
-from ..structures import STREAM_CB, STREAM_IB, STREAM_KEY
+from lpt_mmpretrain.datasets.class_counts import exponential_profile
+from lpt_mmpretrain.engine.prompt_checkpoint import save_prompt_checkpoint
+from lpt_mmpretrain.structures import STREAM_CB, STREAM_IB, STREAM_KEY
 from .measure import MIB, PeakMemory, count_params, time_steps
 
 __all__ = [
