@@ -45,7 +45,12 @@ param_scheduler = [
         end=max_epochs,
         convert_to_iter_based=True),
 ]
-train_cfg = dict(by_epoch=True, max_epochs=max_epochs, val_interval=10)
+# MMEngine's epoch loop, plus stopping between iterations and resuming
+# mid-epoch (PreemptionCheckpointHook of default_runtime.py needs both).
+train_cfg = dict(
+    type='ResumableEpochBasedTrainLoop',
+    max_epochs=max_epochs,
+    val_interval=10)
 val_cfg = dict()
 test_cfg = dict()
 

@@ -26,7 +26,12 @@ param_scheduler = [
         by_epoch=True),
 ]
 
-train_cfg = dict(by_epoch=True, max_epochs=max_epochs, val_interval=5)
+# MMEngine's epoch loop, plus stopping between iterations and resuming
+# mid-epoch (PreemptionCheckpointHook of default_runtime.py needs both).
+train_cfg = dict(
+    type='ResumableEpochBasedTrainLoop',
+    max_epochs=max_epochs,
+    val_interval=5)
 val_cfg = dict()
 test_cfg = dict()
 
