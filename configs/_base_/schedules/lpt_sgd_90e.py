@@ -26,12 +26,8 @@ param_scheduler = [
         by_epoch=True),
 ]
 
-# MMEngine's epoch loop, plus stopping between iterations and resuming
-# mid-epoch (PreemptionCheckpointHook of default_runtime.py needs both).
-train_cfg = dict(
-    type='ResumableEpochBasedTrainLoop',
-    max_epochs=max_epochs,
-    val_interval=5)
+train_cfg = dict(type='ResumableEpochBasedTrainLoop', max_epochs=max_epochs,
+                 val_interval=5)
 val_cfg = dict()
 test_cfg = dict()
 
