@@ -10,6 +10,7 @@ os.environ.setdefault('MKL_NUM_THREADS', '1')
 # ---------------------------------------------------------------------------
 # MMPretrain's own tools, as `mim train/test` runs them: the scripts packaged
 # in mmpretrain/.mim/tools, started as subprocesses.
+import contextlib  # noqa: E402
 import glob  # noqa: E402
 import importlib.util  # noqa: E402
 import subprocess  # noqa: E402
@@ -17,6 +18,7 @@ import sys  # noqa: E402
 import tempfile  # noqa: E402
 from pathlib import Path  # noqa: E402
 from types import SimpleNamespace  # noqa: E402
+from unittest import mock  # noqa: E402
 
 import pytest  # noqa: E402
 
@@ -110,6 +112,25 @@ def save_random_vit(path, arch=DIGITS_VIT, img_size=32, patch_size=8,
                             patch_size=patch_size)
     torch.save(dict(state_dict=vit.state_dict()), path)
     return vit
+
+
+@contextlib.contextmanager
+def on_meta():
+    """Build models inside this: their tensors are on the ``meta`` device
+    (names, shapes, ``requires_grad``; no storage, no init), so a config
+    check of a ViT-L costs no gigabyte of random floats. ``torch.linspace``
+    stays on the CPU: MMPretrain's ResNet and Swin read their drop-path rates
+    from it with ``.item()``."""
+    import torch
+    linspace = torch.linspace
+
+    def cpu_linspace(*args, **kwargs):
+        kwargs.setdefault('device', 'cpu')
+        return linspace(*args, **kwargs)
+
+    with torch.device('meta'), mock.patch.object(torch, 'linspace',
+                                                 cpu_linspace):
+        yield
 
 
 def run_python(*args, cwd=REPO_ROOT, env=None, check=True, timeout=None):
