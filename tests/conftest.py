@@ -275,6 +275,26 @@ class Workspace:
         ], check=check, **kwargs)
 
 
+def run_tool(name, *argv, cwd=None):
+    """``tools/<name>.py ARGV`` in this process (its ``main()`` reads
+    ``sys.argv``), in ``cwd``; returns what it printed and logged to stdout.
+    For our own tools where the process boundary is not what is tested."""
+    import io
+    import uuid
+    tool = load_tool(name)
+    out = io.StringIO()
+    # MMEngine names a run's logger, visualizer and scope after the config
+    # and the second it starts: two runs in one process and one second would
+    # share them (and the first run's captured stream).
+    argv = [*map(str, argv), '--cfg-options',
+            f'experiment_name={name}_{uuid.uuid4().hex}']
+    with mock.patch.object(sys, 'argv', [f'{name}.py', *argv]), \
+            contextlib.chdir(cwd or os.getcwd()), \
+            contextlib.redirect_stdout(out):
+        tool.main()
+    return out.getvalue()
+
+
 def load_tool(name):
     """Import ``tools/<name>.py`` as a module."""
     spec = importlib.util.spec_from_file_location(

@@ -3,12 +3,11 @@
 The runs are the session's (conftest ``digits_runs``: phase 1 then phase 2,
 trained by MMPretrain's packaged tools/train.py on the shipped stand-in
 ViT); these tests only read them. The tools run in this process
-(``load_tool``): their process boundary is what tests/test_tools.py,
+(``conftest.run_tool``): their process boundary is what tests/test_tools.py,
 test_distributed.py, test_resume.py and test_preemption.py run.
 """
 import pickle
 import re
-import sys
 from pathlib import Path
 
 import pytest
@@ -17,7 +16,7 @@ import torch
 import lpt_mmpretrain  # noqa: F401  (allow-lists checkpoint types)
 
 ROOT = Path(__file__).resolve().parents[1]
-from conftest import load_tool  # noqa: E402
+from conftest import run_tool as tool  # noqa: E402
 
 pytestmark = pytest.mark.slow  # the session's training runs
 
@@ -32,26 +31,12 @@ def metrics(stdout):
     }
 
 
-@pytest.fixture
-def tool(monkeypatch, capsys):
-    """``tool(name, *argv)``: ``tools/<name>.py ARGV`` in this process;
-    returns what it printed."""
-
-    def run(name, *argv):
-        monkeypatch.setattr(sys, 'argv', [f'{name}.py', *map(str, argv)])
-        capsys.readouterr()
-        load_tool(name).main()
-        return capsys.readouterr().out
-
-    return run
-
-
 def _load(path):
     return torch.load(path, map_location='cpu', weights_only=True)
 
 
 @pytest.mark.timeout(600)
-def test_test_py_prints_the_long_tail_metrics(digits_runs, tool, tmp_path):
+def test_test_py_prints_the_long_tail_metrics(digits_runs, tmp_path):
     out = tool('test', PHASE1, digits_runs.phase1_full, '--work-dir',
                tmp_path)
     assert set(metrics(out)) >= {
@@ -60,7 +45,7 @@ def test_test_py_prints_the_long_tail_metrics(digits_runs, tool, tmp_path):
     }, out[-2000:]
 
 
-def test_phase2_refuses_to_start_without_phase1(tool, tmp_path):
+def test_phase2_refuses_to_start_without_phase1(tmp_path):
     with pytest.raises(ValueError, match='phase1_checkpoint'):
         tool('train', PHASE2, '--work-dir', tmp_path / 'bad',
              '--cfg-options', 'model.phase1_checkpoint=None')
@@ -77,7 +62,7 @@ def test_phase2_keeps_the_shared_prompt_of_phase1(digits_runs):
 
 
 @pytest.mark.timeout(900)
-def test_test_py_prompt_only_equals_full(digits_runs, tool, tmp_path):
+def test_test_py_prompt_only_equals_full(digits_runs, tmp_path):
     """Prompt-only file + pretrained backbone == the full checkpoint."""
     full_file = Path(digits_runs.phase2_full)
     prompt_only = Path(digits_runs.phase2_prompts)
