@@ -15,7 +15,8 @@ from mmengine.runner.checkpoint import load_checkpoint
 from mmpretrain.registry import MODELS
 
 __all__ = [
-    'ScoresModel', 'build_model_from_checkpoint', 'export_onnx',
+    'ScoresModel', 'loadable_model_cfg', 'build_model_from_checkpoint',
+    'export_onnx',
     'onnx_scores', 'make_session', 'input_shape'
 ]
 
@@ -43,6 +44,18 @@ class ScoresModel(nn.Module):
         return F.softmax(self.scale * logits, dim=-1)
 
 
+def loadable_model_cfg(model_cfg: dict) -> dict:
+    """A copy of a model config that builds without reading files.
+
+    A phase-2 ``LPTClassifier`` needs no ``phase1_checkpoint`` when a file
+    with everything phase 1 trained is loaded into it.
+    """
+    model_cfg = copy.deepcopy(dict(model_cfg))
+    if model_cfg.get('type') == 'LPTClassifier' and model_cfg.get('neck'):
+        model_cfg.update(phase1_checkpoint=None, allow_no_phase1=True)
+    return model_cfg
+
+
 def build_model_from_checkpoint(config: Union[str, Config],
                                 checkpoint: str,
                                 device: str = 'cpu') -> nn.Module:
@@ -64,10 +77,7 @@ def build_model_from_checkpoint(config: Union[str, Config],
     """
     if not isinstance(config, Config):
         config = Config.fromfile(config)
-    model_cfg = copy.deepcopy(config.model)
-    if model_cfg.get('type') == 'LPTClassifier' and model_cfg.get('neck'):
-        model_cfg.update(phase1_checkpoint=None, allow_no_phase1=True)
-    model = MODELS.build(model_cfg)
+    model = MODELS.build(loadable_model_cfg(config.model))
     load_checkpoint(model, checkpoint, map_location='cpu', strict=True)
     model.to(device)
     model.eval()
