@@ -120,6 +120,11 @@ def resolve_backbone(backbone: Union[nn.Module, dict, str],
             f'{backbone} records no config, so its architecture is unknown: '
             'give a task (its prompt-only file records the model), or pass '
             'the backbone config / config file instead.')
+    # A full LPT checkpoint's own prompt loads (and is not used): give the
+    # backbone its length.
+    state = ckpt.get('state_dict', ckpt)
+    prompt = state.get('backbone.prompt', state.get('prompt'))
+    cfg = dict(cfg, prompt_length=0 if prompt is None else prompt.shape[1])
     return _build_loaded(cfg, checkpoint=backbone)
 
 
