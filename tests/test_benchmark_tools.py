@@ -218,18 +218,28 @@ def test_benchmark_multitask_mode(tmp_path):
     out = tmp_path / 'multitask.json'
     stdout = run_script(BENCHMARK, PHASE2_DIGITS, '--mode', 'multitask',
                         '--device', 'cpu', '--tasks', '1', '2',
-                        '--infer-batch-size', '4', '--iters', '1',
+                        '--infer-batch-size', '4', '--iters', '2',
                         '--warmup', '0', '--threads', '1', '--json', str(out))
     rows = parse_table(stdout, ['metric', 'value', 'unit'])
     figures = json.loads(out.read_text())
     values = figures['figures']
-    assert len(rows) == len(values) == 2 * 4 + 2 * 5
+    # shared: 3 memory rows, 3 steps x (median, slowest, fastest), 2 ratios
+    # x (median, lowest, highest); separate: 3 memory rows, 3 throughputs.
+    assert len(rows) == len(values) == 2 * (3 + 9 + 6) + 2 * (3 + 3)
     for n in (1, 2):
         for serving in ('shared', 'separate'):
             key = f'n{n}_{serving}'
-            assert values[f'{key}_img_s'] > 0
+            assert values[f'{key}_img_s_min'] <= values[f'{key}_img_s'] <= \
+                values[f'{key}_img_s_max']
             assert values[f'{key}_peak_mib'] > 0
-        assert values[f'n{n}_shared_single_img_s'] > 0
+        for step in ('single', 'own'):
+            assert values[f'n{n}_shared_{step}_img_s'] > 0
+            assert values[f'n{n}_shared_ratio_{step}_min'] <= values[
+                f'n{n}_shared_ratio_{step}'] <= values[
+                    f'n{n}_shared_ratio_{step}_max']
+    # Interleaved rounds: one time per round and step.
+    run = figures['runs']['2_shared']
+    assert len(run['times_s']) == len(run['own_times_s']) == 2
     # One backbone: a second task adds its prompts, pool and head only.
     task = values['n2_shared_weights_mib'] - values['n1_shared_weights_mib']
     full = values['n1_separate_weights_mib']

@@ -200,6 +200,13 @@ def test_restacked_after_remove_and_add(served):
     for pred, want in zip(inferencer.predict(inputs, tasks),
                           own_scores(models, inputs, tasks)):
         torch.testing.assert_close(pred.pred_score, want, atol=1e-5, rtol=0)
+    # A task as its own model on the shared backbone: the normal forward.
+    own = inferencer.task_model('p2_a_again')
+    assert own.backbone.layers[0] is inferencer.backbone.layers[0]
+    with torch.no_grad():
+        torch.testing.assert_close(
+            own.predict(inputs)[0].pred_score,
+            models['p2_a'].predict(inputs)[0].pred_score)
 
 
 @pytest.mark.parametrize('form', ['config file', 'full checkpoint',

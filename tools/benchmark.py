@@ -6,7 +6,7 @@ Usage::
         [--phase1-config CFG1] [--batch-size 32] [--infer-batch-size 64] \\
         [--iters 10] [--warmup 3] [--device cpu|cuda] [--amp none|fp16|bf16] \\
         [--img-size H [W]] [--threads N] [--seed 0] [--json OUT] \\
-        [--tasks 1 4 16] [--backends eager compile onnxruntime] \\
+        [--tasks 1 4 16] [--servings shared separate] [--backends eager compile onnxruntime] \\
         [--batch-sizes 1 32] [--min-run-time 1] [--cfg-options k=v ...]
 
 CONFIG is a phase-2 (``LPTClassifier``) config; models get random weights.
@@ -81,6 +81,13 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         nargs='+',
         default=[1, 4, 16],
         help='numbers of tasks (multitask)')
+    parser.add_argument(
+        '--servings',
+        nargs='+',
+        default=['shared', 'separate'],
+        choices=['shared', 'separate'],
+        help='multitask: one backbone (shared) and/or N full models '
+        '(separate; N backbones in memory)')
     parser.add_argument(
         '--backends',
         nargs='+',

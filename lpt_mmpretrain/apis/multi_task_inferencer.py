@@ -151,6 +151,30 @@ class MultiTaskInferencer(BaseInferencer):
         if name in self._tasks:
             raise ValueError(f'Task {name!r} exists already: remove_task() '
                              'it first or choose another name.')
+        model, meta = self._load_task_model(filename)
+        tensors = task_tensors(model)
+        classes = meta.get('classes') or (meta.get('dataset_meta')
+                                          or {}).get('classes')
+        if classes is not None and len(classes) != tensors.head_weight.shape[0]:
+            raise ValueError(
+                f'{filename} records {len(classes)} class names but its head '
+                f'has {tensors.head_weight.shape[0]} classes.')
+        self._tasks[name] = _Task(filename, tensors,
+                                  None if classes is None else tuple(classes))
+        self._restack()
+        if self._data_preprocessor_cfg is None:
+            self._data_preprocessor_cfg = meta['model'].get(
+                'data_preprocessor')
+
+    def task_model(self, name: str) -> nn.Module:
+        """Task ``name`` as its own ``LPTClassifier`` on the shared backbone,
+        loaded from its file (for comparisons: its ``predict`` is the
+        single-task forward pass)."""
+        return self._load_task_model(self._get(name).filename)[0]
+
+    def _load_task_model(self, filename: str) -> Tuple[nn.Module, dict]:
+        """Build a task's model on a view of the shared backbone and load
+        its prompt-only file through ``load_state_dict``."""
         ckpt = _load_checkpoint(filename, map_location='cpu')
         if not is_prompt_checkpoint(ckpt):
             raise ValueError(
@@ -181,18 +205,7 @@ class MultiTaskInferencer(BaseInferencer):
         # The classifier's and the backbone's load hooks check the file; the
         # backbone sees its own fingerprint and keeps its weights.
         _load_checkpoint_to_model(model, ckpt, strict=True)
-        tensors = task_tensors(model.to(self.device).eval())
-        classes = meta.get('classes') or (meta.get('dataset_meta')
-                                          or {}).get('classes')
-        if classes is not None and len(classes) != tensors.head_weight.shape[0]:
-            raise ValueError(
-                f'{filename} records {len(classes)} class names but its head '
-                f'has {tensors.head_weight.shape[0]} classes.')
-        self._tasks[name] = _Task(filename, tensors,
-                                  None if classes is None else tuple(classes))
-        self._restack()
-        if self._data_preprocessor_cfg is None:
-            self._data_preprocessor_cfg = model_cfg.get('data_preprocessor')
+        return model.to(self.device).eval(), meta
 
     def _check_fingerprint(self, ckpt: dict, filename: str) -> None:
         recorded = recorded_fingerprint(ckpt)

@@ -226,9 +226,12 @@ class TaskStack(nn.Module):
         offset = start - self.group_start
         # (n, k_max, L - start, P2, C) -> (n, L - start, P2, C)
         chosen = self.pool[task_idx[:, None], idx, offset:]
-        prompts = (chosen * taken[:, :, None, None, None]).sum(1)
         # Phase-1 rows (in the static pass) take nothing: 0, not 0 / 0.
-        prompts = prompts / self.top_k[task_idx, None, None, None].clamp(min=1)
+        taken = taken / self.top_k[task_idx, None].clamp(min=1)
+        # The mean of the taken entries as one batched matmul:
+        # (n, 1, k_max) @ (n, k_max, (L - start) * P2 * C)
+        prompts = torch.bmm(taken[:, None], chosen.flatten(2)).view(
+            chosen.shape[:1] + chosen.shape[2:])
         blocks = torch.arange(start, self.num_layers, device=query.device)
         tokens = torch.arange(self.pool.shape[3], device=query.device)
         # (n, L - start, 1) & (n, 1, P2)

@@ -4,6 +4,7 @@
 the raw figures; see ``docs/benchmark.md``.
 """
 import argparse
+import os
 import platform
 import sys
 import tempfile
@@ -81,7 +82,9 @@ def run_lpt(args: argparse.Namespace, setup: dict, call) -> tuple:
 
 def run_multitask(args: argparse.Namespace, setup: dict, call) -> tuple:
     """``--mode multitask``."""
-    from .multitask import make_task_files, measure_serving, multitask_rows
+    from .multitask import (SERVINGS, make_task_files, measure_serving,
+                            multitask_rows)
+    servings = getattr(args, 'servings', None) or SERVINGS
     runs = {}
     with tempfile.TemporaryDirectory() as tmp:
         # In a child too: the parent runs no torch op before its forks.
@@ -90,7 +93,7 @@ def run_multitask(args: argparse.Namespace, setup: dict, call) -> tuple:
                                 setup['phase2_model'], max(args.tasks), tmp,
                                 args.seed)
         for num in args.tasks:
-            for serving in ('shared', 'separate'):
+            for serving in servings:
                 runs[(num, serving)] = call(f'{num} tasks, {serving}',
                                             measure_serving, setup,
                                             model_cfg, files[:num], serving)
@@ -99,8 +102,10 @@ def run_multitask(args: argparse.Namespace, setup: dict, call) -> tuple:
         batch=f'{args.infer_batch_size} images, image j of task j % N',
         tasks='phase-2 models of CONFIG, random prompts, pools and heads, '
         'on one random backbone',
-        timing=f'median of {args.iters} steps after {args.warmup} warm-up '
-        'steps')
+        timing=f'{args.iters} rounds after {args.warmup} warm-up rounds; a '
+        'round times each step once, in turn (mixed batch, task 0 through '
+        'the inferencer, task 0 own model); median and range over rounds',
+        load_average=' / '.join(f'{x:.2f}' for x in os.getloadavg()))
     return meta, rows, dict(runs={f'{n}_{s}': r for (n, s), r in runs.items()})
 
 
