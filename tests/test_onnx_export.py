@@ -132,3 +132,35 @@ def test_pytorch2onnx_tool(checkpoints):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert 'max abs difference of the scores' in proc.stdout
     assert out.is_file()
+
+
+def test_pytorch2onnx_cfg_options(checkpoints, capsys):
+    # A config that names another backbone path: --cfg-options points it at
+    # the file instead of editing the config (as in every MMPretrain tool).
+    from conftest import load_tool
+    tmp, files = checkpoints
+    config, _, prompts = files[1]
+    cfg = Config.fromfile(config)
+    backbone = cfg.model.backbone.init_cfg.checkpoint
+    cfg.model.backbone.init_cfg.checkpoint = str(tmp / 'elsewhere/vit.pth')
+    moved = str(tmp / 'moved_backbone.py')
+    cfg.dump(moved)
+    tool = load_tool('deployment/pytorch2onnx')
+    out = str(tmp / 'cfg_options.onnx')
+    with pytest.raises(FileNotFoundError, match='elsewhere'):
+        tool.main([moved, prompts, '--output-file', out, '--no-verify'])
+    tool.main([
+        moved, prompts, '--output-file', out, '--cfg-options',
+        f'model.backbone.init_cfg.checkpoint={backbone}',
+        'model.head.pred_scale=5.'
+    ])
+    assert 'max abs difference of the scores' in capsys.readouterr().out
+    model = build_model_from_checkpoint(
+        moved, prompts, cfg_options={
+            'model.backbone.init_cfg.checkpoint': backbone,
+            'model.head.pred_scale': 5.})
+    assert model.head.pred_scale == 5.
+    inputs = torch.randn(1, 3, 32, 32)
+    torch.testing.assert_close(
+        onnx_scores(out, inputs), predicted_scores(model, inputs),
+        atol=1e-5, rtol=0)

@@ -58,7 +58,9 @@ def loadable_model_cfg(model_cfg: dict) -> dict:
 
 def build_model_from_checkpoint(config: Union[str, Config],
                                 checkpoint: str,
-                                device: str = 'cpu') -> nn.Module:
+                                device: str = 'cpu',
+                                cfg_options: Optional[dict] = None
+                                ) -> nn.Module:
     """Build the model of ``config`` and load a full or prompt-only file.
 
     A prompt-only file takes the frozen backbone from the pretrained
@@ -68,15 +70,18 @@ def build_model_from_checkpoint(config: Union[str, Config],
     everything phase 1 trained.
 
     Args:
-        config (str | Config): The model's config.
+        config (str | Config): The model's config (a file, a ``Config`` or
+            an LPT model name).
         checkpoint (str): A full or prompt-only checkpoint.
         device (str): Defaults to 'cpu'.
+        cfg_options (dict, optional): Overrides of the config
+            (``--cfg-options``). Defaults to None.
 
     Returns:
         nn.Module: The model, in eval mode.
     """
-    if not isinstance(config, Config):
-        config = Config.fromfile(config)
+    from .model_index import model_config
+    config = model_config(config, cfg_options)
     model = MODELS.build(loadable_model_cfg(config.model))
     load_checkpoint(model, checkpoint, map_location='cpu', strict=True)
     model.to(device)

@@ -12,7 +12,9 @@ MMPretrain's own APIs know the models of ``configs/lpt/metafile.yml``::
     >>> inference_model(model, 'digit.png')['pred_class']
 """
 import os.path as osp
-from typing import List, Optional
+from typing import List, Optional, Union
+
+from mmengine.config import Config
 
 from mmpretrain.apis import ModelHub
 
@@ -21,7 +23,7 @@ from ..models.classifiers.model_index_mixin import (ModelIndexMixin,
 
 __all__ = [
     'MODEL_INDEX', 'REPO_ROOT', 'ModelIndexMixin', 'lpt_model_names',
-    'metainfo_of_config', 'register_lpt_models'
+    'metainfo_of_config', 'register_lpt_models', 'model_config'
 ]
 
 # The index and the configs it names live in the repository (the project is
@@ -63,3 +65,32 @@ def register_lpt_models(model_index: str = MODEL_INDEX,
 def lpt_model_names() -> List[str]:
     """The names :func:`register_lpt_models` registered."""
     return list(_registered)
+
+
+def model_config(config: Union[str, Config],
+                 cfg_options: Optional[dict] = None) -> Config:
+    """A config from a file or an LPT model name, with overrides.
+
+    Args:
+        config (str | Config): A config file, a ``Config``, or a model name
+            of ``mmpretrain.list_models('lpt*')``.
+        cfg_options (dict, optional): ``--cfg-options`` (MMEngine's
+            ``DictAction``) merged into it. Defaults to None.
+
+    Returns:
+        Config: A copy; ``config`` itself is not changed.
+    """
+    if isinstance(config, Config):
+        cfg = Config(config.to_dict(), filename=config.filename)
+    elif osp.isfile(config):
+        cfg = Config.fromfile(config)
+    else:
+        from mmpretrain.apis import list_models
+        if config.lower() not in list_models('lpt*'):
+            raise FileNotFoundError(
+                f'{config} is neither a config file nor an LPT model name '
+                "(mmpretrain.list_models('lpt*')).")
+        cfg = ModelHub.get(config).config
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    return cfg

@@ -5,7 +5,8 @@ it writes itself; optionally also on the iNat-size images pre-shrunk to a
 short side of --short-side px (tools/dataset_converters/resize_images.py).
 
     python tools/analysis_tools/benchmark_dataloader.py \
-        [--config configs/lpt/phase1_inat.py] [--seconds 3] [--repeats 3]
+        [--config configs/lpt/phase1_inat.py] [--seconds 3] [--repeats 3] \
+        [--cfg-options key=value ...]
 """
 import argparse
 import os
@@ -14,8 +15,10 @@ import sys
 import tempfile
 
 import cv2
+from mmengine.config import DictAction
 
 import lpt_mmpretrain  # noqa: F401  (registers the transforms)
+from lpt_mmpretrain.apis import model_config
 from lpt_mmpretrain.data_tools.loader_benchmark import (SIZES,
                                                         available_backends,
                                                         benchmark_pipeline,
@@ -27,6 +30,8 @@ from lpt_mmpretrain.data_tools.resize import resize_dataset
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--config', default='configs/lpt/phase1_inat.py')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override settings of the config, key=value')
     parser.add_argument('--seconds', type=float, default=3.0,
                         help='time per measurement (3)')
     parser.add_argument('--repeats', type=int, default=3,
@@ -38,7 +43,7 @@ def main() -> int:
                         'this short side; 0 to skip (320)')
     args = parser.parse_args()
     cv2.setNumThreads(0)  # as in a worker (env_cfg.opencv_num_threads=0)
-    pipeline = training_pipeline(args.config)
+    pipeline = training_pipeline(model_config(args.config, args.cfg_options))
     print(f'config: {args.config}')
     print('pipeline (the loader\'s imdecode_backend varies): ' +
           ' -> '.join(str(t) for t in pipeline))

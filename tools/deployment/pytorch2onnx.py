@@ -3,7 +3,8 @@
 Usage::
 
     python tools/deployment/pytorch2onnx.py CONFIG CHECKPOINT \\
-        --output-file model.onnx [--shape H W] [--dynamic-batch]
+        --output-file model.onnx [--shape H W] [--dynamic-batch] \\
+        [--cfg-options model.backbone.init_cfg.checkpoint=vit.pth ...]
 
 CHECKPOINT is a full or a prompt-only file. Needs the ``deploy`` extra
 (``pip install -e .[deploy]``). See docs/deployment.md.
@@ -11,6 +12,7 @@ CHECKPOINT is a full or a prompt-only file. Needs the ``deploy`` extra
 import argparse
 
 import torch
+from mmengine.config import DictAction
 
 import lpt_mmpretrain  # noqa: F401  (registers the LPT modules)
 from lpt_mmpretrain.apis.export import (build_model_from_checkpoint,
@@ -20,7 +22,7 @@ from lpt_mmpretrain.apis.export import (build_model_from_checkpoint,
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         description='Export an LPT model to ONNX (images -> scores).')
-    parser.add_argument('config', help='the model config')
+    parser.add_argument('config', help='the model config (file or LPT model name)')
     parser.add_argument('checkpoint', help='a full or prompt-only checkpoint')
     parser.add_argument(
         '--output-file', required=True, help='the .onnx file to write')
@@ -39,12 +41,19 @@ def parse_args(argv=None):
         '--no-verify',
         action='store_true',
         help='skip comparing ONNX Runtime with PyTorch on random input')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override settings of the config, key=value (e.g. '
+        'model.backbone.init_cfg.checkpoint=vit.pth)')
     return parser.parse_args(argv)
 
 
 def main(argv=None):
     args = parse_args(argv)
-    model = build_model_from_checkpoint(args.config, args.checkpoint)
+    model = build_model_from_checkpoint(
+        args.config, args.checkpoint, cfg_options=args.cfg_options)
     export_onnx(model, args.output_file, args.shape, args.dynamic_batch,
                 args.opset_version)
     print(f'Exported {args.config} + {args.checkpoint} to '
