@@ -9,8 +9,10 @@ from mmengine.config import Config
 from mmpretrain.registry import MODELS
 
 import lpt_mmpretrain  # noqa: F401
+from lpt_mmpretrain.apis import MultiTaskInferencer
 from lpt_mmpretrain.apis.export import (build_model_from_checkpoint,
-                                        export_onnx, onnx_scores)
+                                        export_multitask_onnx, export_onnx,
+                                        onnx_multitask_scores, onnx_scores)
 from lpt_mmpretrain.engine.prompt_checkpoint import save_prompt_checkpoint
 
 # The `deploy` extra (tools/install.sh installs it).
@@ -164,3 +166,31 @@ def test_pytorch2onnx_cfg_options(checkpoints, capsys):
     torch.testing.assert_close(
         onnx_scores(out, inputs), predicted_scores(model, inputs),
         atol=1e-5, rtol=0)
+
+
+def test_multitask_export_matches_torch(checkpoints):
+    # One graph, the task index an input: phase 1 and phase 2 tasks on one
+    # backbone, each image's scores as its own model's.
+    tmp, files = checkpoints
+    backbone = Config.fromfile(files[1][0]).model.backbone
+    inferencer = MultiTaskInferencer(
+        backbone, {'p2': files[2][2], 'p1': files[1][2]})
+    out = export_multitask_onnx(inferencer, str(tmp / 'multitask.onnx'))
+    torch.manual_seed(11)
+    for task_ids in ([1, 0, 0, 1, 1], [0]):
+        inputs = torch.randn(len(task_ids), 3, 32, 32)
+        ids = torch.tensor(task_ids)
+        scores, num_classes = onnx_multitask_scores(out, inputs, ids)
+        names = [inferencer.task_names[i] for i in task_ids]
+        expected = inferencer.predict(inputs, names)
+        assert num_classes.tolist() == [5] * len(task_ids)
+        for j, (name, sample) in enumerate(zip(names, expected)):
+            torch.testing.assert_close(
+                scores[j, :num_classes[j]], sample.pred_score, atol=1e-5,
+                rtol=0)
+            own = build_model_from_checkpoint(
+                files[1 if name == 'p1' else 2][0],
+                files[1 if name == 'p1' else 2][2])
+            torch.testing.assert_close(
+                sample.pred_score, predicted_scores(own, inputs[j:j + 1])[0],
+                atol=1e-5, rtol=0)
