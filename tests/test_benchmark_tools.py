@@ -252,16 +252,37 @@ def test_benchmark_deploy_mode_eager(tmp_path):
     out = tmp_path / 'deploy.json'
     stdout = run_script(BENCHMARK, PHASE2_DIGITS, '--mode', 'deploy',
                         '--device', 'cpu', '--backends', 'eager',
-                        '--batch-sizes', '1', '3', '--min-run-time', '0.05',
-                        '--threads', '1', '--json', str(out))
+                        '--batch-sizes', '1', '3', '--min-run-time', '0.1',
+                        '--rounds', '2', '--threads', '1', '--json', str(out))
     rows = parse_table(stdout, ['metric', 'value', 'unit'])
-    values = json.loads(out.read_text())['figures']
-    assert len(rows) == len(values) == 2 * 6
-    for batch in (1, 3):
-        assert values[f'eager_b{batch}_latency_ms'] > 0
-        assert values[f'eager_b{batch}_img_s'] == pytest.approx(
-            1e3 * batch / values[f'eager_b{batch}_latency_ms'], rel=1e-6)
-        assert values[f'eager_b{batch}_max_abs_diff'] == 0
+    figures = json.loads(out.read_text())
+    values = figures['figures']
+    assert len(rows) == len(values) == 2 * 2 * 6  # phases x batches x rows
+    for phase in (1, 2):
+        for batch in (1, 3):
+            key = f'eager_p{phase}_b{batch}'
+            assert values[f'{key}_latency_ms'] > 0
+            assert values[f'{key}_iqr_ms'] >= 0
+            assert values[f'{key}_img_s'] == pytest.approx(
+                1e3 * batch / values[f'{key}_latency_ms'], rel=1e-6)
+            assert values[f'{key}_max_abs_diff'] == 0
+            assert len(figures['runs'][key]['round_medians_s']) == 2
+    assert 'load_average' in figures['meta']
+
+
+def test_deploy_speedup_rows():
+    from lpt_mmpretrain.benchmark.deploy import deploy_rows
+    run = dict(median_s=0.1, iqr_s=0.01, prepare_s=0., first_call_s=0.1,
+               max_abs_diff=0.)
+    rows = {key: value for key, _, value, _ in deploy_rows({
+        ('eager', 2, 1): dict(run, round_medians_s=[0.2, 0.4, 0.3]),
+        ('onnxruntime', 2, 1): dict(run, round_medians_s=[0.1, 0.1, 0.3]),
+    })}
+    # Per round: 2, 4, 1 -> median 2, range 1 .. 4.
+    assert rows['onnxruntime_p2_b1_speedup'] == pytest.approx(2.)
+    assert rows['onnxruntime_p2_b1_speedup_min'] == pytest.approx(1.)
+    assert rows['onnxruntime_p2_b1_speedup_max'] == pytest.approx(4.)
+    assert 'eager_p2_b1_speedup' not in rows
 
 
 def test_measure_helpers():

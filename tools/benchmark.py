@@ -7,7 +7,8 @@ Usage::
         [--iters 10] [--warmup 3] [--device cpu|cuda] [--amp none|fp16|bf16] \\
         [--img-size H [W]] [--threads N] [--seed 0] [--json OUT] \\
         [--tasks 1 4 16] [--servings shared separate] [--backends eager compile onnxruntime] \\
-        [--batch-sizes 1 32] [--min-run-time 1] [--cfg-options k=v ...]
+        [--batch-sizes 1 32] [--phases 1 2] [--rounds 3] [--min-run-time 1] \\
+        [--cfg-options k=v ...]
 
 CONFIG is a phase-2 (``LPTClassifier``) config; models get random weights.
 """
@@ -101,6 +102,19 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         default=[1, 32],
         help='batch sizes (deploy)')
     parser.add_argument(
+        '--phases',
+        type=int,
+        nargs='+',
+        default=[1, 2],
+        choices=[1, 2],
+        help='phases (deploy)')
+    parser.add_argument(
+        '--rounds',
+        type=int,
+        default=3,
+        help='rounds of the backends in turn; --min-run-time is split over '
+        'them (deploy)')
+    parser.add_argument(
         '--min-run-time',
         type=float,
         default=1.,
@@ -119,6 +133,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         parser.error('--warmup must be >= 0.')
     if args.threads is not None and args.threads < 1:
         parser.error('--threads must be >= 1.')
+    if args.rounds < 1:
+        parser.error('--rounds must be >= 1.')
     if min(args.tasks) < 1 or min(args.batch_sizes) < 1:
         parser.error('--tasks and --batch-sizes must be >= 1.')
     if args.img_size is not None and (len(args.img_size) > 2

@@ -114,14 +114,22 @@ def run_deploy(args: argparse.Namespace, setup: dict, _call) -> tuple:
     from .deploy import deploy_rows, measure_backends
     # No memory figures: runs in this process.
     print('benchmark: backends ...', file=sys.stderr, flush=True)
+    load = os.getloadavg()
+    phases = getattr(args, 'phases', None) or (1, 2)
+    rounds = getattr(args, 'rounds', None) or 3
     results = measure_backends(setup, args.backends, args.batch_sizes,
-                               args.min_run_time)
+                               args.min_run_time, phases, rounds)
     meta = dict(
-        model='phase 2 of CONFIG, random weights, images -> scores',
-        timing=f'torch.utils.benchmark blocked_autorange, at least '
-        f'{args.min_run_time} s per figure')
+        model=f'phase {" and ".join(map(str, phases))} of CONFIG, random '
+        'weights, images -> scores',
+        timing=f'{rounds} rounds, each a torch.utils.benchmark '
+        f'blocked_autorange of at least {args.min_run_time / rounds:.3g} s '
+        'per backend in turn; median and IQR over all blocks',
+        load_average=f'{" / ".join(f"{x:.2f}" for x in load)} (start), '
+        f'{" / ".join(f"{x:.2f}" for x in os.getloadavg())} (end)')
     return meta, deploy_rows(results), dict(
-        runs={f'{b}_b{n}': r for (b, n), r in results.items()})
+        runs={f'{b}_p{p}_b{n}': r
+              for (b, p, n), r in results.items()})
 
 
 def run_benchmark(
