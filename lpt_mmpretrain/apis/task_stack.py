@@ -224,8 +224,11 @@ class TaskStack(nn.Module):
         taken = (entries[:self.max_top_k] <
                  self.top_k[task_idx, None]).to(query.dtype)
         offset = start - self.group_start
-        # (n, k_max, L - start, P2, C) -> (n, L - start, P2, C)
-        chosen = self.pool[task_idx[:, None], idx, offset:]
+        # Rows of the (T * K, G, P2, C) pool: (n, k_max, G, P2, C), then
+        # from block `start` on.
+        entries_of = (task_idx[:, None] * K + idx).flatten()
+        chosen = self.pool.flatten(0, 1).index_select(0, entries_of)
+        chosen = chosen.view(idx.shape + chosen.shape[1:])[:, :, offset:]
         # Phase-1 rows (in the static pass) take nothing: 0, not 0 / 0.
         taken = taken / self.top_k[task_idx, None].clamp(min=1)
         # The mean of the taken entries as one batched matmul:
@@ -271,12 +274,12 @@ class MultiTaskModel(nn.Module):
 
     1. all samples run the L blocks with their task's shared prompt (padded
        and masked to the longest): the phase-1 feature, or the phase-2
-       query; the tokens before block ``first`` (the smallest
-       ``share_blocks`` of the batch's phase-2 samples) are kept;
+       query; the tokens before each ``share_blocks`` value of the batch's
+       phase-2 samples are kept;
     2. the phase-2 samples select their top-k group prompts and run blocks
-       ``first .. L - 1`` again from the kept tokens with shared and group
-       prompts; a sample's group prompts are masked before its own
-       ``share_blocks``, where its pass equals its query pass;
+       ``share_blocks .. L - 1`` again from the kept tokens with shared and
+       group prompts, one pass per ``share_blocks`` value (not per task:
+       samples of any tasks with that value go together);
     3. every sample's head: :meth:`TaskStack.scores`.
 
     Each sample's scores equal its own model's (``LPTClassifier.predict``)
@@ -288,8 +291,10 @@ class MultiTaskModel(nn.Module):
             own prompt (``prompt_length=0``), frozen weights loaded.
         stack (TaskStack): The tasks.
         static (bool): Trace-friendly mode for export: every sample takes
-            the phase-2 pass from the stack's first group block (no shape
-            depends on the data). Defaults to False.
+            one phase-2 pass from the stack's first group block, its group
+            prompts masked before its own ``share_blocks`` (where the pass
+            equals its query pass), phase-1 samples keeping their query;
+            no shape depends on the data. Defaults to False.
     """
 
     def __init__(self,
@@ -324,28 +329,32 @@ class MultiTaskModel(nn.Module):
         if stack.num_tasks == 0:
             raise RuntimeError('No task is loaded: add_task() first.')
         tokens = bb.embed(inputs)  # (B, N, C)
-        phase2 = stack.share_blocks[task_idx] < L  # (B,)
-        if self.static:
-            first = stack.group_start if stack.max_top_k else L
-            rows = None
-        elif bool(phase2.any()):
-            first = int(stack.share_blocks[task_idx][phase2].min())
-            rows = phase2.nonzero()[:, 0]
-        else:
-            first, rows = L, None
-        prefix = self._blocks(tokens, task_idx, 0, first)
-        feats = bb.forward_final(self._blocks(prefix, task_idx, first, L))
-        if first == L:
-            return feats
-        if rows is not None:  # the phase-2 samples only
-            prefix, task_idx = prefix[rows], task_idx[rows]
-        group = stack.group_prompts(feats if rows is None else feats[rows],
-                                    task_idx, first)
-        feats2 = bb.forward_final(
-            self._blocks(prefix, task_idx, first, L, group))
-        if rows is None:
-            return torch.where(phase2[:, None], feats2, feats)
-        return feats.index_copy(0, rows, feats2)
+        share = stack.share_blocks[task_idx]  # (B,), L for phase 1
+        if self.static:  # one phase-2 pass for all, from the first group block
+            starts = [stack.group_start] if stack.max_top_k else []
+        else:  # one phase-2 pass per share_blocks value in the batch
+            starts = sorted(set(share[share < L].tolist()))
+        # 1. all samples, shared prompts: keep the tokens before each start.
+        kept, done = {}, 0
+        for end in starts + [L]:
+            tokens = self._blocks(tokens, task_idx, done, end)
+            kept[end], done = tokens, end
+        query = bb.forward_final(tokens)  # phase-1 feature or query
+        feats = query
+        # 2. phase-2 samples again from their start with group prompts.
+        for start in starts:
+            if self.static:
+                rows = None  # all; masked before each sample's own start
+                group = stack.group_prompts(query, task_idx, start)
+                out = self._blocks(kept[start], task_idx, start, L, group)
+                return torch.where((share < L)[:, None],
+                                   bb.forward_final(out), query)
+            rows = (share == start).nonzero()[:, 0]
+            group = stack.group_prompts(query[rows], task_idx[rows], start)
+            out = self._blocks(kept[start][rows], task_idx[rows], start, L,
+                               group)
+            feats = feats.index_copy(0, rows, bb.forward_final(out))
+        return feats
 
     def forward(self, inputs: torch.Tensor,
                 task_idx: torch.Tensor) -> torch.Tensor:

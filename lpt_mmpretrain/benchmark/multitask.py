@@ -145,8 +145,10 @@ def measure_serving(setup: dict, model_cfg: dict, files: Sequence[str],
             single=lambda: inferencer.predict(inputs, ['t0'] * batch),
             own=lambda: own.predict(inputs))
     else:
+        # Task t has images t, t + N, ... (none when N > batch and t >= batch)
         index = [
-            torch.arange(t, batch, num, device=device) for t in range(num)
+            torch.arange(t, max(t, batch), num, device=device)
+            for t in range(num)
         ]
 
         def separate():
