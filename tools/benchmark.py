@@ -6,7 +6,7 @@ Usage::
         [--phase1-config CFG1] [--batch-size 32] [--infer-batch-size 64] \\
         [--iters 10] [--warmup 3] [--device cpu|cuda] [--amp none|fp16|bf16] \\
         [--img-size H [W]] [--threads N] [--seed 0] [--json OUT] \\
-        [--tasks 1 4 16] [--servings shared separate] [--backends eager compile onnxruntime] \\
+        [--tasks 1 4 16] [--servings shared separate] [--compare single own] [--backends eager compile onnxruntime] \\
         [--batch-sizes 1 32] [--phases 1 2] [--rounds 3] [--min-run-time 1] \\
         [--cfg-options k=v ...]
 
@@ -89,6 +89,13 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         choices=['shared', 'separate'],
         help='multitask: one backbone (shared) and/or N full models '
         '(separate; N backbones in memory)')
+    parser.add_argument(
+        '--compare',
+        nargs='+',
+        default=['single', 'own'],
+        choices=['single', 'own'],
+        help='multitask: single-task steps timed beside the mixed batch: '
+        'task 0 through the inferencer (single) and its own model (own)')
     parser.add_argument(
         '--backends',
         nargs='+',

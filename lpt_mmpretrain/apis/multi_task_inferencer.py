@@ -8,7 +8,6 @@ checked loading path), then its tensors join the stacked ones of
 :class:`~lpt_mmpretrain.apis.task_stack.TaskStack`. See
 ``docs/deployment.md``.
 """
-import copy
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
@@ -17,17 +16,14 @@ import torch
 import torch.nn as nn
 from mmcv.image import imread
 from mmengine.dataset import Compose, default_collate
-from mmengine.runner.checkpoint import (_load_checkpoint,
-                                        _load_checkpoint_to_model)
 from mmpretrain.apis import BaseInferencer
 from mmpretrain.registry import MODELS, TRANSFORMS
 from mmpretrain.structures import DataSample
 
-from ..engine.prompt_checkpoint import is_prompt_checkpoint
-from .export import loadable_model_cfg
-from .shared_backbone import (fingerprint_of, prompted_view,
-                              recorded_fingerprint, resolve_backbone)
-from .task_stack import MultiTaskModel, TaskStack, TaskTensors, task_tensors
+from .multi_task_model import MultiTaskModel
+from .shared_backbone import (bare_view, fingerprint_of, load_task_model,
+                              resolve_backbone)
+from .task_stack import TaskStack, TaskTensors, task_tensors
 
 __all__ = ['MultiTaskInferencer']
 
@@ -40,20 +36,6 @@ class _Task:
     filename: str
     tensors: TaskTensors
     classes: Optional[Tuple[str, ...]] = None
-
-
-def _bare(backbone: nn.Module) -> nn.Module:
-    """The backbone without its own prompt (the tasks bring theirs); the
-    same modules and frozen parameters, used for the forward only."""
-    if getattr(backbone, 'prompt', None) is None:
-        return backbone
-    view = copy.copy(backbone)
-    view._parameters = dict(backbone._parameters)
-    view._buffers = dict(backbone._buffers)
-    view._modules = dict(backbone._modules)
-    view.register_parameter('prompt', None)
-    view.prompt_length = 0
-    return view
 
 
 class MultiTaskInferencer(BaseInferencer):
@@ -69,7 +51,8 @@ class MultiTaskInferencer(BaseInferencer):
 
     A task file is loaded the normal way: its ``LPTClassifier`` is built
     from the model config it records, on a view of the shared backbone
-    (:func:`prompted_view`), and the file goes through
+    (:func:`~lpt_mmpretrain.apis.shared_backbone.load_task_model`), and the
+    file goes through
     ``load_state_dict``, so the classifier's and the backbone's load hooks
     check it. A file trained on another backbone (its recorded fingerprint
     differs) is refused before that, and the shared backbone is never
@@ -112,7 +95,7 @@ class MultiTaskInferencer(BaseInferencer):
         self.backbone = backbone.to(self.device).eval().requires_grad_(False)
         self.fingerprint = fingerprint_of(self.backbone)
         self.stack = TaskStack(backbone.num_layers, backbone.embed_dims)
-        self.model = MultiTaskModel(_bare(self.backbone), self.stack).eval()
+        self.model = MultiTaskModel(bare_view(self.backbone), self.stack).eval()
         self.config = None
         self.visualizer = None
         self._pipeline_cfg = pipeline
@@ -151,14 +134,16 @@ class MultiTaskInferencer(BaseInferencer):
         if name in self._tasks:
             raise ValueError(f'Task {name!r} exists already: remove_task() '
                              'it first or choose another name.')
-        model, meta = self._load_task_model(filename)
+        model, meta = load_task_model(self.backbone, filename,
+                                      self.fingerprint)
         tensors = task_tensors(model)
         classes = meta.get('classes') or (meta.get('dataset_meta')
                                           or {}).get('classes')
-        if classes is not None and len(classes) != tensors.head_weight.shape[0]:
+        num_classes = tensors.head_weight.shape[0]
+        if classes is not None and len(classes) != num_classes:
             raise ValueError(
                 f'{filename} records {len(classes)} class names but its head '
-                f'has {tensors.head_weight.shape[0]} classes.')
+                f'has {num_classes} classes.')
         self._tasks[name] = _Task(filename, tensors,
                                   None if classes is None else tuple(classes))
         self._restack()
@@ -170,58 +155,8 @@ class MultiTaskInferencer(BaseInferencer):
         """Task ``name`` as its own ``LPTClassifier`` on the shared backbone,
         loaded from its file (for comparisons: its ``predict`` is the
         single-task forward pass)."""
-        return self._load_task_model(self._get(name).filename)[0]
-
-    def _load_task_model(self, filename: str) -> Tuple[nn.Module, dict]:
-        """Build a task's model on a view of the shared backbone and load
-        its prompt-only file through ``load_state_dict``."""
-        ckpt = _load_checkpoint(filename, map_location='cpu')
-        if not is_prompt_checkpoint(ckpt):
-            raise ValueError(
-                f'{filename} is not a prompt-only checkpoint: a task is the '
-                '`*_prompts.pth` file written next to the full checkpoint '
-                '(PromptCheckpointHook), or save_prompt_checkpoint(model, '
-                'file, meta).')
-        meta = ckpt['meta']
-        model_cfg = meta.get('model')
-        if not isinstance(model_cfg, dict) or 'head' not in model_cfg:
-            raise ValueError(
-                f'{filename} records no model config (meta["model"]) with a '
-                'head: write it with PromptCheckpointHook, or pass '
-                'meta=dict(model=cfg.model) to save_prompt_checkpoint.')
-        if model_cfg.get('type') not in ('LPTClassifier', 'ImageClassifier'):
-            raise ValueError(
-                f'{filename} is a {model_cfg.get("type")}: '
-                'MultiTaskInferencer serves LPT models (LPTClassifier, or an '
-                'ImageClassifier with an LPTVisionTransformer).')
-        self._check_fingerprint(ckpt, filename)
-        model_cfg = loadable_model_cfg(model_cfg)
-        try:
-            model_cfg['backbone'] = prompted_view(self.backbone,
-                                                  model_cfg['backbone'])
-        except ValueError as err:
-            raise ValueError(f'{filename}: {err}') from None
-        model = MODELS.build(model_cfg)
-        # The classifier's and the backbone's load hooks check the file; the
-        # backbone sees its own fingerprint and keeps its weights.
-        _load_checkpoint_to_model(model, ckpt, strict=True)
-        return model.to(self.device).eval(), meta
-
-    def _check_fingerprint(self, ckpt: dict, filename: str) -> None:
-        recorded = recorded_fingerprint(ckpt)
-        if recorded is None:
-            raise ValueError(
-                f'{filename} records no backbone fingerprint, so it cannot be '
-                'checked against this backbone. Re-save it with a current '
-                'PromptCheckpointHook / save_prompt_checkpoint (or '
-                'tools/model_converters/extract_prompts.py).')
-        if recorded != self.fingerprint:
-            source = ckpt['meta'].get('backbone_checkpoint')
-            raise ValueError(
-                f'{filename} was trained on another backbone: it records '
-                f'backbone fingerprint {recorded} (checkpoint {source}), this '
-                f'backbone has {self.fingerprint}. Serve it with the backbone '
-                'it was trained with.')
+        return load_task_model(self.backbone, self._get(name).filename,
+                               self.fingerprint)[0]
 
     def _restack(self) -> None:
         self.stack.set_tasks([t.tensors for t in self._tasks.values()])

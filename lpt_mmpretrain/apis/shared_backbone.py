@@ -1,40 +1,45 @@
 """One frozen LPT backbone shared by many tasks: where it comes from, and
-per-task views of it that share its weights.
+the tasks' own models on it.
 
 :func:`resolve_backbone` accepts what MMPretrain's inferencers accept as
 ``model=`` (a module, a config, a config file, a model name, a checkpoint)
 and returns the loaded :class:`LPTVisionTransformer`; :func:`prompted_view`
 gives a task its own backbone module, with its own prompt, on the shared
-frozen weights, so the task's model is built and loaded the normal way.
+frozen weights, so that :func:`load_task_model` builds and loads the task's
+model the normal way.
 """
 import copy
 import os.path as osp
-from typing import Optional, Union
+from typing import Optional, Tuple, Union
 
 import torch
 import torch.nn as nn
 from mmengine.config import Config
-from mmengine.runner.checkpoint import _load_checkpoint
+from mmengine.runner.checkpoint import (_load_checkpoint,
+                                        _load_checkpoint_to_model)
 from mmpretrain.registry import MODELS
 
-from ..engine.prompt_checkpoint import backbone_fingerprint, is_prompt_checkpoint
+from ..engine.prompt_checkpoint import (backbone_fingerprint,
+                                        is_prompt_checkpoint)
 from ..models.backbones.lpt_vision_transformer import FINGERPRINT_KEY
 from ..models.utils.state_dict_check import decode_text
+from .export import loadable_model_cfg
 
 __all__ = [
-    'resolve_backbone', 'prompted_view', 'recorded_fingerprint',
-    'fingerprint_of'
+    'resolve_backbone', 'prompted_view', 'bare_view', 'load_task_model',
+    'recorded_fingerprint', 'fingerprint_of'
 ]
 
-ACCEPTED = ('an LPTVisionTransformer module, a backbone config dict, a config '
-            'file (.py, its model.backbone), an LPT model name '
-            "(mmpretrain.list_models('lpt*')) or a checkpoint file (a full LPT "
-            "checkpoint, or the backbone's pretrained ViT file)")
+ACCEPTED = ('an LPTVisionTransformer module, a backbone config dict, a '
+            'config file (.py, its model.backbone), an LPT model name '
+            "(mmpretrain.list_models('lpt*')) or a checkpoint file (a full "
+            "LPT checkpoint, or the backbone's pretrained ViT file)")
 
 
 def recorded_fingerprint(checkpoint: dict) -> Optional[str]:
     """The backbone fingerprint a prompt-only checkpoint records, or None."""
-    value = (checkpoint.get('state_dict') or {}).get(f'backbone.{FINGERPRINT_KEY}')
+    state = checkpoint.get('state_dict') or {}
+    value = state.get(f'backbone.{FINGERPRINT_KEY}')
     return None if value is None else decode_text(value)
 
 
@@ -167,3 +172,80 @@ def prompted_view(backbone: nn.Module, cfg: dict) -> nn.Module:
             torch.zeros(view.prompt.shape, device=backbone.pos_embed.device),
             requires_grad=False)
     return view.eval()
+
+
+def bare_view(backbone: nn.Module) -> nn.Module:
+    """The backbone without its own prompt (tasks bring theirs): the same
+    modules and frozen parameters, for the forward pass only (never
+    loaded into)."""
+    if getattr(backbone, 'prompt', None) is None:
+        return backbone
+    view = copy.copy(backbone)
+    view._parameters = dict(backbone._parameters)
+    view._buffers = dict(backbone._buffers)
+    view._modules = dict(backbone._modules)
+    view.register_parameter('prompt', None)
+    view.prompt_length = 0
+    return view
+
+
+def load_task_model(backbone: nn.Module, filename: str,
+                    fingerprint: str) -> Tuple[nn.Module, dict]:
+    """A task's own model on the shared backbone, loaded from its file.
+
+    The model is built from the config the prompt-only file records
+    (``meta['model']``) on :func:`prompted_view` of ``backbone``, and the
+    file goes through ``load_state_dict``: the classifier's load hook checks
+    every trained tensor, the backbone's sees its own fingerprint and keeps
+    its weights. A file trained on another backbone is refused before, so
+    the shared backbone is never reloaded.
+
+    Args:
+        backbone (nn.Module): The shared, loaded backbone.
+        filename (str): The task's prompt-only file.
+        fingerprint (str): ``fingerprint_of(backbone)``.
+
+    Returns:
+        tuple: The model (eval mode, on the backbone's device) and the
+        file's ``meta``.
+    """
+    ckpt = _load_checkpoint(filename, map_location='cpu')
+    if not is_prompt_checkpoint(ckpt):
+        raise ValueError(
+            f'{filename} is not a prompt-only checkpoint: a task is the '
+            '`*_prompts.pth` file written next to the full checkpoint '
+            '(PromptCheckpointHook), or save_prompt_checkpoint(model, '
+            'file, meta).')
+    meta = ckpt['meta']
+    model_cfg = meta.get('model')
+    if not isinstance(model_cfg, dict) or 'head' not in model_cfg:
+        raise ValueError(
+            f'{filename} records no model config (meta["model"]) with a '
+            'head: write it with PromptCheckpointHook, or pass '
+            'meta=dict(model=cfg.model) to save_prompt_checkpoint.')
+    if model_cfg.get('type') not in ('LPTClassifier', 'ImageClassifier'):
+        raise ValueError(
+            f'{filename} is a {model_cfg.get("type")}: a task is an LPT '
+            'model (LPTClassifier, or an ImageClassifier with an '
+            'LPTVisionTransformer).')
+    recorded = recorded_fingerprint(ckpt)
+    if recorded is None:
+        raise ValueError(
+            f'{filename} records no backbone fingerprint, so it cannot be '
+            'checked against this backbone. Re-save it with a current '
+            'PromptCheckpointHook / save_prompt_checkpoint (or '
+            'tools/model_converters/extract_prompts.py).')
+    if recorded != fingerprint:
+        raise ValueError(
+            f'{filename} was trained on another backbone: it records '
+            f'backbone fingerprint {recorded} (checkpoint '
+            f'{meta.get("backbone_checkpoint")}), this backbone has '
+            f'{fingerprint}. Serve it with the backbone it was trained with.')
+    model_cfg = loadable_model_cfg(model_cfg)
+    try:
+        model_cfg['backbone'] = prompted_view(backbone, model_cfg['backbone'])
+    except ValueError as err:
+        raise ValueError(f'{filename}: {err}') from None
+    model = MODELS.build(model_cfg)
+    _load_checkpoint_to_model(model, ckpt, strict=True)
+    return model.to(backbone.pos_embed.device).eval(), meta

@@ -23,8 +23,9 @@ SERVING_LABELS = {
     'shared': 'one backbone',
     'separate': 'separate full models'
 }
-# The steps timed side by side in the `shared` run, interleaved.
-SHARED_STEPS = ('mixed', 'single', 'own')
+# The single-task steps that the `shared` run can time beside the mixed
+# batch, interleaved (setup['compare']).
+COMPARED = ('single', 'own')
 
 
 def make_task_files(model_cfg: dict, num_tasks: int, work_dir: str,
@@ -96,15 +97,16 @@ def measure_serving(setup: dict, model_cfg: dict, files: Sequence[str],
 
     The batch has ``setup['infer_batch_size']`` images, image j of task
     ``j % N``. ``shared``: one :class:`MultiTaskInferencer`, timing side by
-    side (interleaved) the mixed batch, a batch of task 0 only through the
-    inferencer, and task 0's own ``LPTClassifier.predict`` on the same
-    backbone. ``separate``: each full model classifies its images.
+    side (interleaved) the mixed batch and those of ``setup['compare']``: a
+    batch of task 0 only through the inferencer (``single``), and task 0's
+    own ``LPTClassifier.predict`` on the same backbone (``own``).
+    ``separate``: each full model classifies its images.
 
     Returns:
         dict: ``weight_bytes`` (parameters and buffers held), memory
         ``before_bytes`` (before building), ``setup_bytes``, ``peak_bytes``
         (None where not measurable), ``times_s`` (mixed batch) and, for
-        ``shared``, ``single_times_s`` and ``own_times_s``.
+        ``shared``, ``single_times_s`` / ``own_times_s`` as compared.
     """
     device = torch.device(setup['device'])
     if setup['threads'] is not None:
@@ -118,7 +120,8 @@ def measure_serving(setup: dict, model_cfg: dict, files: Sequence[str],
                                     for i, f in enumerate(files)},
             device=str(device))
         weight_bytes = tensor_bytes(inferencer.model)
-        own = inferencer.task_model('t0')  # on the same backbone
+        compare = setup.get('compare', COMPARED)
+        own = inferencer.task_model('t0') if 'own' in compare else None
     elif serving == 'separate':
         models = []
         for i, _ in enumerate(files):
@@ -144,6 +147,10 @@ def measure_serving(setup: dict, model_cfg: dict, files: Sequence[str],
             mixed=lambda: inferencer.predict(inputs, tasks),
             single=lambda: inferencer.predict(inputs, ['t0'] * batch),
             own=lambda: own.predict(inputs))
+        steps = {
+            k: v
+            for k, v in steps.items() if k == 'mixed' or k in compare
+        }
     else:
         # Task t has images t, t + N, ... (none when N > batch and t >= batch)
         index = [
@@ -200,10 +207,11 @@ def multitask_rows(runs: Dict[Tuple[int, str], dict],
         ]
         names = [('', 'mixed batch', run['times_s'])]
         if 'single_times_s' in run:
-            names += [('_single', 'task 0 only, through the inferencer',
-                       run['single_times_s']),
-                      ('_own', "task 0 only, its own LPTClassifier.predict",
-                       run['own_times_s'])]
+            names.append(('_single', 'task 0 only, through the inferencer',
+                          run['single_times_s']))
+        if 'own_times_s' in run:
+            names.append(('_own', 'task 0 only, its own LPTClassifier.predict',
+                          run['own_times_s']))
         for suffix, what, times in names:
             median, fastest, slowest = _spread(times)
             rows += [

@@ -45,7 +45,8 @@ def make_setup(args: argparse.Namespace) -> dict:
         iters=args.iters,
         warmup=args.warmup,
         threads=args.threads,
-        seed=args.seed)
+        seed=args.seed,
+        compare=tuple(getattr(args, 'compare', None) or ('single', 'own')))
 
 
 def run_lpt(args: argparse.Namespace, setup: dict, call) -> tuple:

@@ -66,8 +66,8 @@ def training_pipeline(config: Union[str, Config]) -> List[dict]:
     if not pipeline or str(pipeline[0]['type']).split('.')[-1] not in \
             _LOADERS:
         raise ValueError(
-            f'{cfg.filename}: the training pipeline does not start by loading a '
-            'file (its data set keeps the images in memory); benchmark a '
+            f'{cfg.filename}: the training pipeline does not start by loading '
+            'a file (its data set keeps the images in memory); benchmark a '
             'config whose data set reads image files, e.g. '
             'configs/lpt/phase1_inat.py.')
     pipeline[0]['type'] = 'CheckedLoadImageFromFile'

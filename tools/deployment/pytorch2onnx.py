@@ -22,7 +22,8 @@ from lpt_mmpretrain.apis.export import (build_model_from_checkpoint,
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         description='Export an LPT model to ONNX (images -> scores).')
-    parser.add_argument('config', help='the model config (file or LPT model name)')
+    parser.add_argument(
+        'config', help='the model config (file or LPT model name)')
     parser.add_argument('checkpoint', help='a full or prompt-only checkpoint')
     parser.add_argument(
         '--output-file', required=True, help='the .onnx file to write')

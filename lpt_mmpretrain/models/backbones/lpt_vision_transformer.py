@@ -267,8 +267,8 @@ class LPTVisionTransformer(VisionTransformer):
                 or attn.v_shortcut):
             raise TypeError(
                 f'Block {i} is a {type(layer).__name__}: a key mask needs '
-                'MMPretrain TransformerEncoderLayer blocks (MultiheadAttention '
-                'without v_shortcut).')
+                'MMPretrain TransformerEncoderLayer blocks '
+                '(MultiheadAttention without v_shortcut).')
         B, T, _ = x.shape
         h = layer.ln1(x)
         # (3, B, heads, T, head_dims)
