@@ -6,7 +6,8 @@ Usage::
         [--phase1-config CFG1] [--batch-size 32] [--infer-batch-size 64] \\
         [--iters 10] [--warmup 3] [--device cpu|cuda] [--amp none|fp16|bf16] \\
         [--img-size H [W]] [--threads N] [--seed 0] [--json OUT] \\
-        [--tasks 1 4 16] [--servings shared separate] [--compare single own] [--backends eager compile onnxruntime] \\
+        [--tasks 1 4 16] [--servings shared separate] [--compare single own] \\
+        [--backends eager compile onnxruntime] \\
         [--batch-sizes 1 32] [--phases 1 2] [--rounds 3] [--min-run-time 1] \\
         [--cfg-options k=v ...]
 
@@ -82,39 +83,30 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         nargs='+',
         default=[1, 4, 16],
         help='numbers of tasks (multitask)')
-    parser.add_argument(
-        '--servings',
-        nargs='+',
-        default=['shared', 'separate'],
-        choices=['shared', 'separate'],
-        help='multitask: one backbone (shared) and/or N full models '
-        '(separate; N backbones in memory)')
-    parser.add_argument(
-        '--compare',
-        nargs='+',
-        default=['single', 'own'],
-        choices=['single', 'own'],
-        help='multitask: single-task steps timed beside the mixed batch: '
-        'task 0 through the inferencer (single) and its own model (own)')
-    parser.add_argument(
-        '--backends',
-        nargs='+',
-        default=['eager', 'compile', 'onnxruntime'],
-        choices=['eager', 'compile', 'onnxruntime'],
-        help='backends (deploy)')
+    for flag, values, text in (
+        ('--servings', ('shared', 'separate'),
+         'multitask: one backbone (shared) and/or N full models (separate; '
+         'N backbones in memory)'),
+        ('--compare', ('single', 'own'),
+         'multitask: single-task steps timed beside the mixed batch: task 0 '
+         'through the inferencer (single) and its own model (own)'),
+        ('--backends', ('eager', 'compile', 'onnxruntime'),
+         'backends (deploy)'),
+        ('--phases', (1, 2), 'phases (deploy)'),
+    ):
+        parser.add_argument(
+            flag,
+            nargs='+',
+            type=type(values[0]),
+            default=list(values),
+            choices=list(values),
+            help=text)
     parser.add_argument(
         '--batch-sizes',
         type=int,
         nargs='+',
         default=[1, 32],
         help='batch sizes (deploy)')
-    parser.add_argument(
-        '--phases',
-        type=int,
-        nargs='+',
-        default=[1, 2],
-        choices=[1, 2],
-        help='phases (deploy)')
     parser.add_argument(
         '--rounds',
         type=int,
