@@ -137,6 +137,24 @@ def test_mixed_batch_equals_own_models(served, tasks):
     assert not torch.allclose(feats[0], feats[1])
 
 
+def test_static_pass_equals_grouped_pass(served):
+    # The export's pass (every sample one phase-2 pass from the first group
+    # block, masked before its own share_blocks) gives the same scores.
+    from lpt_mmpretrain.apis.multi_task_model import MultiTaskModel
+    _, _, bb, _, files = served
+    inferencer = MultiTaskInferencer(bb, files)
+    static = MultiTaskModel(inferencer.model.backbone, inferencer.stack,
+                            static=True)
+    tasks = ['p1_short', 'p2_a', 'p1_long', 'p2_b', 'p2_a', 'p1_plain']
+    torch.manual_seed(4)
+    inputs = torch.randn(len(tasks), 3, 32, 32)
+    idx = inferencer.task_index(tasks)
+    with torch.no_grad():
+        torch.testing.assert_close(static(inputs, idx),
+                                   inferencer.model(inputs, idx),
+                                   atol=1e-5, rtol=0)
+
+
 def test_phase2_samples_pick_different_entries(served):
     # The test above means something only if the selection varies.
     _, _, _, models, _ = served
