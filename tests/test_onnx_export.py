@@ -9,10 +9,9 @@ from mmengine.config import Config
 from mmpretrain.registry import MODELS
 
 import lpt_mmpretrain  # noqa: F401
-from lpt_mmpretrain.apis import MultiTaskInferencer
 from lpt_mmpretrain.apis.export import (build_model_from_checkpoint,
-                                        export_multitask_onnx, export_onnx,
-                                        onnx_multitask_scores, onnx_scores)
+                                        export_onnx, onnx_multitask_scores,
+                                        onnx_scores)
 from lpt_mmpretrain.engine.prompt_checkpoint import save_prompt_checkpoint
 
 # The `deploy` extra (tools/install.sh installs it).
@@ -168,14 +167,19 @@ def test_pytorch2onnx_cfg_options(checkpoints, capsys):
         atol=1e-5, rtol=0)
 
 
-def test_multitask_export_matches_torch(checkpoints):
+def test_multitask_export_matches_torch(checkpoints, capsys):
     # One graph, the task index an input: phase 1 and phase 2 tasks on one
-    # backbone, each image's scores as its own model's.
+    # backbone, each image's scores as its own model's. Through the tool,
+    # which also compares ONNX Runtime with PyTorch.
+    from conftest import load_tool
     tmp, files = checkpoints
-    backbone = Config.fromfile(files[1][0]).model.backbone
-    inferencer = MultiTaskInferencer(
-        backbone, {'p2': files[2][2], 'p1': files[1][2]})
-    out = export_multitask_onnx(inferencer, str(tmp / 'multitask.onnx'))
+    out = str(tmp / 'multitask.onnx')
+    inferencer = load_tool('deployment/multitask2onnx').main([
+        files[1][0], '--tasks', f'p2={files[2][2]}', f'p1={files[1][2]}',
+        '--output-file', out
+    ])
+    assert 'max abs difference of the scores' in capsys.readouterr().out
+    assert inferencer.task_names == ['p2', 'p1']
     torch.manual_seed(11)
     for task_ids in ([1, 0, 0, 1, 1], [0]):
         inputs = torch.randn(len(task_ids), 3, 32, 32)
@@ -188,9 +192,9 @@ def test_multitask_export_matches_torch(checkpoints):
             torch.testing.assert_close(
                 scores[j, :num_classes[j]], sample.pred_score, atol=1e-5,
                 rtol=0)
-            own = build_model_from_checkpoint(
-                files[1 if name == 'p1' else 2][0],
-                files[1 if name == 'p1' else 2][2])
+            phase = 1 if name == 'p1' else 2
+            own = build_model_from_checkpoint(files[phase][0],
+                                              files[phase][2])
             torch.testing.assert_close(
                 sample.pred_score, predicted_scores(own, inputs[j:j + 1])[0],
                 atol=1e-5, rtol=0)

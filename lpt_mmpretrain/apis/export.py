@@ -15,6 +15,9 @@ from mmengine.config import Config
 from mmengine.runner.checkpoint import load_checkpoint
 from mmpretrain.registry import MODELS
 
+from .model_index import model_config
+from .multi_task_model import MultiTaskModel
+
 __all__ = [
     'ScoresModel', 'loadable_model_cfg', 'build_model_from_checkpoint',
     'export_onnx',
@@ -82,7 +85,6 @@ def build_model_from_checkpoint(config: Union[str, Config],
     Returns:
         nn.Module: The model, in eval mode.
     """
-    from .model_index import model_config
     config = model_config(config, cfg_options)
     model = MODELS.build(loadable_model_cfg(config.model))
     load_checkpoint(model, checkpoint, map_location='cpu', strict=True)
@@ -105,7 +107,6 @@ class MultiTaskScores(nn.Module):
 
     def __init__(self, inferencer) -> None:
         super().__init__()
-        from .task_stack import MultiTaskModel
         self.model = MultiTaskModel(
             inferencer.model.backbone, inferencer.stack, static=True)
 
