@@ -46,9 +46,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                         type=int,
                         default=1,
                         help='images per forward pass')
-    parser.add_argument('--cfg-options',
-                        nargs='+',
-                        action=DictAction,
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override settings of the config, key=value')
     args = parser.parse_args(argv)
     if args.topk < 1:

@@ -15,14 +15,14 @@ from mmengine.config import Config
 from mmengine.runner.checkpoint import load_checkpoint
 from mmpretrain.registry import MODELS
 
-from .model_index import model_config
+from .model_index import add_cfg_options, model_config
 from .multi_task_model import MultiTaskModel
 
 __all__ = [
     'ScoresModel', 'loadable_model_cfg', 'build_model_from_checkpoint',
     'export_onnx',
     'onnx_scores', 'make_session', 'input_shape', 'MultiTaskScores',
-    'export_multitask_onnx', 'onnx_multitask_scores'
+    'export_multitask_onnx', 'onnx_multitask_scores', 'add_export_arguments'
 ]
 
 
@@ -271,3 +271,18 @@ def input_shape(model: nn.Module) -> Tuple[int, int]:
     bb = model.backbone
     stride = bb.patch_embed.projection.stride
     return tuple(r * s for r, s in zip(bb.patch_resolution, stride))
+
+
+def add_export_arguments(parser) -> None:
+    """The export tools' ``--output-file``, ``--shape``, ``--opset-version``
+    and ``--cfg-options``."""
+    parser.add_argument(
+        '--output-file', required=True, help='the .onnx file to write')
+    parser.add_argument(
+        '--shape',
+        type=int,
+        nargs=2,
+        metavar=('H', 'W'),
+        help='input size (default: the backbone img_size)')
+    parser.add_argument('--opset-version', type=int, help='ONNX opset')
+    add_cfg_options(parser)

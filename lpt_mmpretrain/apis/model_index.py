@@ -11,10 +11,11 @@ MMPretrain's own APIs know the models of ``configs/lpt/metafile.yml``::
     ...                   pretrained='work_dirs/phase2_digits/epoch_40.pth')
     >>> inference_model(model, 'digit.png')['pred_class']
 """
+import argparse
 import os.path as osp
 from typing import List, Optional, Union
 
-from mmengine.config import Config
+from mmengine.config import Config, DictAction
 
 from mmpretrain.apis import ModelHub
 
@@ -23,7 +24,8 @@ from ..models.classifiers.model_index_mixin import (ModelIndexMixin,
 
 __all__ = [
     'MODEL_INDEX', 'REPO_ROOT', 'ModelIndexMixin', 'lpt_model_names',
-    'metainfo_of_config', 'register_lpt_models', 'model_config'
+    'metainfo_of_config', 'register_lpt_models', 'model_config',
+    'add_cfg_options'
 ]
 
 # The index and the configs it names live in the repository (the project is
@@ -94,3 +96,15 @@ def model_config(config: Union[str, Config],
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
     return cfg
+
+
+def add_cfg_options(parser: argparse.ArgumentParser,
+                    what: str = 'the config') -> None:
+    """``--cfg-options key=value ...`` as in MMPretrain's tools (MMEngine's
+    ``DictAction``), for :func:`model_config`."""
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help=f'override settings of {what}, key=value (e.g. '
+        'model.backbone.init_cfg.checkpoint=vit.pth)')

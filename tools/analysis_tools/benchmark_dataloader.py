@@ -15,10 +15,9 @@ import sys
 import tempfile
 
 import cv2
-from mmengine.config import DictAction
 
 import lpt_mmpretrain  # noqa: F401  (registers the transforms)
-from lpt_mmpretrain.apis import model_config
+from lpt_mmpretrain.apis import add_cfg_options, model_config
 from lpt_mmpretrain.data_tools.loader_benchmark import (SIZES,
                                                         available_backends,
                                                         benchmark_pipeline,
@@ -30,8 +29,7 @@ from lpt_mmpretrain.data_tools.resize import resize_dataset
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--config', default='configs/lpt/phase1_inat.py')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override settings of the config, key=value')
+    add_cfg_options(parser)
     parser.add_argument('--seconds', type=float, default=3.0,
                         help='time per measurement (3)')
     parser.add_argument('--repeats', type=int, default=3,

@@ -16,11 +16,11 @@ import argparse
 import os.path as osp
 
 import torch
-from mmengine.config import DictAction
 
 import lpt_mmpretrain  # noqa: F401  (registers the LPT modules)
 from lpt_mmpretrain.apis import MultiTaskInferencer, model_config
-from lpt_mmpretrain.apis.export import (export_multitask_onnx, input_shape,
+from lpt_mmpretrain.apis.export import (add_export_arguments,
+                                        export_multitask_onnx, input_shape,
                                         onnx_multitask_scores)
 
 
@@ -36,20 +36,7 @@ def parse_args(argv=None):
         required=True,
         metavar='NAME=FILE',
         help='the tasks, prompt-only files; their order gives the task ids')
-    parser.add_argument(
-        '--output-file', required=True, help='the .onnx file to write')
-    parser.add_argument(
-        '--shape',
-        type=int,
-        nargs=2,
-        metavar=('H', 'W'),
-        help='input size (default: the backbone img_size)')
-    parser.add_argument('--opset-version', type=int, help='ONNX opset')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override settings of a BACKBONE config file, key=value')
+    add_export_arguments(parser)
     args = parser.parse_args(argv)
     tasks = [t.split('=', 1) for t in args.tasks]
     if any(len(t) != 2 or not all(t) for t in tasks):

@@ -12,10 +12,10 @@ CHECKPOINT is a full or a prompt-only file. Needs the ``deploy`` extra
 import argparse
 
 import torch
-from mmengine.config import DictAction
 
 import lpt_mmpretrain  # noqa: F401  (registers the LPT modules)
-from lpt_mmpretrain.apis.export import (build_model_from_checkpoint,
+from lpt_mmpretrain.apis.export import (add_export_arguments,
+                                        build_model_from_checkpoint,
                                         export_onnx, input_shape, onnx_scores)
 
 
@@ -25,29 +25,15 @@ def parse_args(argv=None):
     parser.add_argument(
         'config', help='the model config (file or LPT model name)')
     parser.add_argument('checkpoint', help='a full or prompt-only checkpoint')
-    parser.add_argument(
-        '--output-file', required=True, help='the .onnx file to write')
-    parser.add_argument(
-        '--shape',
-        type=int,
-        nargs=2,
-        metavar=('H', 'W'),
-        help='input size (default: the backbone img_size)')
+    add_export_arguments(parser)
     parser.add_argument(
         '--dynamic-batch',
         action='store_true',
         help='let the batch size vary (default: batch 1)')
-    parser.add_argument('--opset-version', type=int, help='ONNX opset')
     parser.add_argument(
         '--no-verify',
         action='store_true',
         help='skip comparing ONNX Runtime with PyTorch on random input')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override settings of the config, key=value (e.g. '
-        'model.backbone.init_cfg.checkpoint=vit.pth)')
     return parser.parse_args(argv)
 
 
