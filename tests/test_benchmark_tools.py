@@ -223,20 +223,20 @@ def test_benchmark_multitask_mode(tmp_path):
     rows = parse_table(stdout, ['metric', 'value', 'unit'])
     figures = json.loads(out.read_text())
     values = figures['figures']
-    # shared: 3 memory rows, 3 steps x (median, slowest, fastest), 2 ratios
-    # x (median, lowest, highest); separate: 3 memory rows, 3 throughputs.
+    # shared: 3 memory rows, 3 steps x (median, quartiles), 2 ratios x
+    # (median, quartiles); separate: 3 memory rows, 3 throughputs.
     assert len(rows) == len(values) == 2 * (3 + 9 + 6) + 2 * (3 + 3)
     for n in (1, 2):
         for serving in ('shared', 'separate'):
             key = f'n{n}_{serving}'
-            assert values[f'{key}_img_s_min'] <= values[f'{key}_img_s'] <= \
-                values[f'{key}_img_s_max']
+            assert values[f'{key}_img_s_p25'] <= values[f'{key}_img_s'] <= \
+                values[f'{key}_img_s_p75']
             assert values[f'{key}_peak_mib'] > 0
         for step in ('single', 'own'):
             assert values[f'n{n}_shared_{step}_img_s'] > 0
-            assert values[f'n{n}_shared_ratio_{step}_min'] <= values[
+            assert values[f'n{n}_shared_ratio_{step}_p25'] <= values[
                 f'n{n}_shared_ratio_{step}'] <= values[
-                    f'n{n}_shared_ratio_{step}_max']
+                    f'n{n}_shared_ratio_{step}_p75']
     # Interleaved rounds: one time per round and step.
     run = figures['runs']['2_shared']
     assert len(run['times_s']) == len(run['own_times_s']) == 2

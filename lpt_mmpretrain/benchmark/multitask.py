@@ -174,18 +174,22 @@ def measure_serving(setup: dict, model_cfg: dict, files: Sequence[str],
     return result
 
 
-def _spread(values: Sequence[float]) -> Tuple[float, float, float]:
-    """(median, min, max)."""
-    return statistics.median(values), min(values), max(values)
+def _quartiles(values: Sequence[float]) -> Tuple[float, float, float]:
+    """(25th percentile, median, 75th percentile)."""
+    if len(values) < 2:
+        return values[0], values[0], values[0]
+    q1, median, q3 = statistics.quantiles(values, n=4)
+    return q1, median, q3
 
 
 def multitask_rows(runs: Dict[Tuple[int, str], dict],
                    batch: int) -> List[Tuple[str, str, object, str]]:
     """(key, metric, value, unit) rows of the multi-task table.
 
-    Throughputs are ``batch / median step time``, with the range over the
-    steps; the ratios are the median (and range) of the per-round ratios of
-    the interleaved steps: mixed-batch over single-task throughput.
+    Throughputs are ``batch / median step time``, with the interquartile
+    range over the rounds; the ratios are the median (and quartiles) of the
+    per-round ratios of the interleaved steps: mixed-batch over single-task
+    throughput.
     """
     rows = []
     for (num, serving), run in runs.items():
@@ -213,29 +217,30 @@ def multitask_rows(runs: Dict[Tuple[int, str], dict],
             names.append(('_own', 'task 0 only, its own LPTClassifier.predict',
                           run['own_times_s']))
         for suffix, what, times in names:
-            median, fastest, slowest = _spread(times)
+            q1, median, q3 = _quartiles(times)
             rows += [
                 (f'{key}{suffix}_img_s', f'{label}: throughput, {what}',
                  batch / median, 'img/s'),
-                (f'{key}{suffix}_img_s_min', f'{label}: throughput, {what}, '
-                 'slowest step', batch / slowest, 'img/s'),
-                (f'{key}{suffix}_img_s_max', f'{label}: throughput, {what}, '
-                 'fastest step', batch / fastest, 'img/s'),
+                (f'{key}{suffix}_img_s_p25', f'{label}: throughput, {what}, '
+                 '25th percentile of rounds', batch / q3, 'img/s'),
+                (f'{key}{suffix}_img_s_p75', f'{label}: throughput, {what}, '
+                 '75th percentile of rounds', batch / q1, 'img/s'),
             ]
-        for ref in ('single', 'own'):
+        for ref in COMPARED:
             if f'{ref}_times_s' not in run:
                 continue
             ratios = [r / m for r, m in zip(run[f'{ref}_times_s'],
                                             run['times_s'])]
-            median, low, high = _spread(ratios)
-            what = ('through the inferencer' if ref == 'single' else
-                    'its own model')
+            q1, median, q3 = _quartiles(ratios)
+            what = (f'{label}: mixed / single-task throughput (' +
+                    ('through the inferencer' if ref == 'single' else
+                     'its own model') + ')')
             rows += [
-                (f'{key}_ratio_{ref}', f'{label}: mixed / single-task '
-                 f'throughput ({what}), median of rounds', median, 'x'),
-                (f'{key}_ratio_{ref}_min', f'{label}: mixed / single-task '
-                 f'throughput ({what}), lowest round', low, 'x'),
-                (f'{key}_ratio_{ref}_max', f'{label}: mixed / single-task '
-                 f'throughput ({what}), highest round', high, 'x'),
+                (f'{key}_ratio_{ref}', f'{what}, median of rounds', median,
+                 'x'),
+                (f'{key}_ratio_{ref}_p25', f'{what}, 25th percentile', q1,
+                 'x'),
+                (f'{key}_ratio_{ref}_p75', f'{what}, 75th percentile', q3,
+                 'x'),
             ]
     return rows
