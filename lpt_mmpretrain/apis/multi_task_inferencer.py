@@ -52,9 +52,8 @@ class MultiTaskInferencer(BaseInferencer):
     A task file is loaded the normal way: its ``LPTClassifier`` is built
     from the model config it records, on a view of the shared backbone
     (:func:`~lpt_mmpretrain.apis.shared_backbone.load_task_model`), and the
-    file goes through
-    ``load_state_dict``, so the classifier's and the backbone's load hooks
-    check it. A file trained on another backbone (its recorded fingerprint
+    file goes through ``load_state_dict``, so the classifier's and the
+    backbone's load hooks check it. A file trained on another backbone (its recorded fingerprint
     differs) is refused before that, and the shared backbone is never
     reloaded. Tasks can be added and removed at run time.
 
@@ -94,8 +93,9 @@ class MultiTaskInferencer(BaseInferencer):
                                                    None))
         self.backbone = backbone.to(self.device).eval().requires_grad_(False)
         self.fingerprint = fingerprint_of(self.backbone)
-        self.stack = TaskStack(backbone.num_layers, backbone.embed_dims)
-        self.model = MultiTaskModel(bare_view(self.backbone), self.stack).eval()
+        self._stack = TaskStack(backbone.num_layers, backbone.embed_dims)
+        self._model = MultiTaskModel(bare_view(self.backbone),
+                                     self._stack).eval()
         self.config = None
         self.visualizer = None
         self._pipeline_cfg = pipeline
@@ -104,6 +104,7 @@ class MultiTaskInferencer(BaseInferencer):
         self._data_preprocessor: Optional[nn.Module] = None
         self._tasks: Dict[str, _Task] = {}
         self._index: Dict[str, int] = {}
+        self._stale = False  # the stack lags behind the tasks
         for name, filename in tasks.items():
             self.add_task(name, filename)
 
@@ -121,7 +122,7 @@ class MultiTaskInferencer(BaseInferencer):
     def remove_task(self, name: str) -> None:
         self._get(name)
         del self._tasks[name]
-        self._restack()
+        self._stale = True
 
     def add_task(self, name: str, filename: str) -> None:
         """Load a prompt-only file as task ``name``.
@@ -146,7 +147,7 @@ class MultiTaskInferencer(BaseInferencer):
                 f'has {num_classes} classes.')
         self._tasks[name] = _Task(filename, tensors,
                                   None if classes is None else tuple(classes))
-        self._restack()
+        self._stale = True  # restacked once before the next forward
         if self._data_preprocessor_cfg is None:
             self._data_preprocessor_cfg = meta['model'].get(
                 'data_preprocessor')
@@ -159,8 +160,22 @@ class MultiTaskInferencer(BaseInferencer):
                                self.fingerprint)[0]
 
     def _restack(self) -> None:
-        self.stack.set_tasks([t.tensors for t in self._tasks.values()])
-        self._index = {name: i for i, name in enumerate(self._tasks)}
+        if self._stale:
+            self._stack.set_tasks([t.tensors for t in self._tasks.values()])
+            self._index = {name: i for i, name in enumerate(self._tasks)}
+            self._stale = False
+
+    @property
+    def stack(self) -> TaskStack:
+        """The tasks' stacked tensors (task ``i`` is ``task_names[i]``)."""
+        self._restack()
+        return self._stack
+
+    @property
+    def model(self) -> MultiTaskModel:
+        """The batched forward pass: (images, task indices) -> scores."""
+        self._restack()
+        return self._model
 
     def _get(self, name: str) -> _Task:
         if name not in self._tasks:
@@ -172,6 +187,7 @@ class MultiTaskInferencer(BaseInferencer):
         """The (B,) int64 stack indices of task names (the model's input)."""
         for name in set(tasks):
             self._get(name)
+        self._restack()
         return torch.tensor([self._index[t] for t in tasks],
                             dtype=torch.long,
                             device=self.device)
