@@ -104,8 +104,10 @@ def run_multitask(args: argparse.Namespace, setup: dict, call) -> tuple:
         tasks='phase-2 models of CONFIG, random prompts, pools and heads, '
         'on one random backbone',
         timing=f'{args.iters} rounds after {args.warmup} warm-up rounds; a '
-        'round times each step once, in turn (mixed batch, task 0 through '
-        'the inferencer, task 0 own model); median and range over rounds',
+        'round times each step once, in turn (mixed batch; task 0: ' +
+        ', '.join(dict(single='through the inferencer', own='its own model')
+                  [c] for c in setup['compare']) +
+        '); median and quartiles over rounds',
         load_average=' / '.join(f'{x:.2f}' for x in os.getloadavg()))
     return meta, rows, dict(runs={f'{n}_{s}': r for (n, s), r in runs.items()})
 
