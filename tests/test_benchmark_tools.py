@@ -224,18 +224,28 @@ def test_benchmark_multitask_mode(tmp_path):
     out = tmp_path / 'multitask.json'
     stdout = run_script(BENCHMARK, PHASE2_DIGITS, '--mode', 'multitask',
                         '--device', 'cpu', '--tasks', '1', '2',
-                        '--infer-batch-size', '4', '--iters', '1',
+                        '--infer-batch-size', '4', '--iters', '2',
                         '--warmup', '0', '--threads', '1', '--json', str(out))
     rows = parse_table(stdout, ['metric', 'value', 'unit'])
     figures = json.loads(out.read_text())
     values = figures['figures']
-    assert len(rows) == len(values) == 2 * 4 + 2 * 5
+    # shared: 3 memory rows, 3 steps x (median, quartiles), 2 ratios x
+    # (median, quartiles); separate: 3 memory rows, 3 throughputs.
+    assert len(rows) == len(values) == 2 * (3 + 9 + 6) + 2 * (3 + 3)
     for n in (1, 2):
         for serving in ('shared', 'separate'):
             key = f'n{n}_{serving}'
-            assert values[f'{key}_img_s'] > 0
+            assert values[f'{key}_img_s_p25'] <= values[f'{key}_img_s'] <= \
+                values[f'{key}_img_s_p75']
             assert values[f'{key}_peak_mib'] > 0
-        assert values[f'n{n}_shared_single_img_s'] > 0
+        for step in ('single', 'own'):
+            assert values[f'n{n}_shared_{step}_img_s'] > 0
+            assert values[f'n{n}_shared_ratio_{step}_p25'] <= values[
+                f'n{n}_shared_ratio_{step}'] <= values[
+                    f'n{n}_shared_ratio_{step}_p75']
+    # Interleaved rounds: one time per round and step.
+    run = figures['runs']['2_shared']
+    assert len(run['times_s']) == len(run['own_times_s']) == 2
     # One backbone: a second task adds its prompts, pool and head only.
     task = values['n2_shared_weights_mib'] - values['n1_shared_weights_mib']
     full = values['n1_separate_weights_mib']
@@ -249,16 +259,37 @@ def test_benchmark_deploy_mode_eager(tmp_path):
     out = tmp_path / 'deploy.json'
     stdout = run_script(BENCHMARK, PHASE2_DIGITS, '--mode', 'deploy',
                         '--device', 'cpu', '--backends', 'eager',
-                        '--batch-sizes', '1', '3', '--min-run-time', '0.05',
-                        '--threads', '1', '--json', str(out))
+                        '--batch-sizes', '1', '3', '--min-run-time', '0.1',
+                        '--rounds', '2', '--threads', '1', '--json', str(out))
     rows = parse_table(stdout, ['metric', 'value', 'unit'])
-    values = json.loads(out.read_text())['figures']
-    assert len(rows) == len(values) == 2 * 6
-    for batch in (1, 3):
-        assert values[f'eager_b{batch}_latency_ms'] > 0
-        assert values[f'eager_b{batch}_img_s'] == pytest.approx(
-            1e3 * batch / values[f'eager_b{batch}_latency_ms'], rel=1e-6)
-        assert values[f'eager_b{batch}_max_abs_diff'] == 0
+    figures = json.loads(out.read_text())
+    values = figures['figures']
+    assert len(rows) == len(values) == 2 * 2 * 6  # phases x batches x rows
+    for phase in (1, 2):
+        for batch in (1, 3):
+            key = f'eager_p{phase}_b{batch}'
+            assert values[f'{key}_latency_ms'] > 0
+            assert values[f'{key}_iqr_ms'] >= 0
+            assert values[f'{key}_img_s'] == pytest.approx(
+                1e3 * batch / values[f'{key}_latency_ms'], rel=1e-6)
+            assert values[f'{key}_max_abs_diff'] == 0
+            assert len(figures['runs'][key]['round_medians_s']) == 2
+    assert 'load_average' in figures['meta']
+
+
+def test_deploy_speedup_rows():
+    from lpt_tools.benchmark.deploy import deploy_rows
+    run = dict(median_s=0.1, iqr_s=0.01, prepare_s=0., first_call_s=0.1,
+               max_abs_diff=0.)
+    rows = {key: value for key, _, value, _ in deploy_rows({
+        ('eager', 2, 1): dict(run, round_medians_s=[0.2, 0.4, 0.3]),
+        ('onnxruntime', 2, 1): dict(run, round_medians_s=[0.1, 0.1, 0.3]),
+    })}
+    # Per round: 2, 4, 1 -> median 2, range 1 .. 4.
+    assert rows['onnxruntime_p2_b1_speedup'] == pytest.approx(2.)
+    assert rows['onnxruntime_p2_b1_speedup_min'] == pytest.approx(1.)
+    assert rows['onnxruntime_p2_b1_speedup_max'] == pytest.approx(4.)
+    assert 'eager_p2_b1_speedup' not in rows
 
 
 def test_measure_helpers():

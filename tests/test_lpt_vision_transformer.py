@@ -186,6 +186,38 @@ def test_extra_prompts_used_by_blocks_from_start():
     assert extra.grad.abs().sum() > 0
 
 
+def test_key_mask_equals_unpadded_prompts():
+    # Per-sample extra prompts padded to the longest and masked give each
+    # sample what its unpadded prompts give; padding values do not matter.
+    model = build().eval()
+    tokens = model.forward_blocks(model.embed(images(3)), 0, 1)
+    lengths = [2, 4, 1]  # per sample, in every block
+    extra = torch.randn(3, L - 1, 4, C)
+    mask = torch.zeros(3, L - 1, 4, dtype=torch.bool)
+    for b, n in enumerate(lengths):
+        mask[b, :, :n] = True
+        extra[b, :, n:] = 1e3  # padding: masked out of the attention
+    with torch.no_grad():
+        out = model.forward_blocks(tokens, 1, L, extra, key_mask=mask)
+        for b, n in enumerate(lengths):
+            want = model.forward_blocks(tokens[b:b + 1], 1, L,
+                                        extra[b:b + 1, :, :n])
+            torch.testing.assert_close(out[b:b + 1], want, atol=1e-5, rtol=0)
+        # A block masked for no sample runs as MMPretrain's layer.
+        full = torch.ones(3, L - 1, 4, dtype=torch.bool)
+        torch.testing.assert_close(
+            model.forward_blocks(tokens, 1, L, extra, key_mask=full),
+            model.forward_blocks(tokens, 1, L, extra))
+        # The masked path itself equals the layer on unmasked keys.
+        x = torch.cat([tokens, model.prompt[0].expand(3, -1, -1)], dim=1)
+        keys = torch.ones(3, x.shape[1], dtype=torch.bool)
+        torch.testing.assert_close(
+            model.forward_masked_block(0, x, keys), model.layers[0](x),
+            atol=1e-5, rtol=0)
+    with pytest.raises(ValueError, match='key_mask must be a bool'):
+        model.forward_blocks(tokens, 1, L, extra, key_mask=mask[:, :1])
+
+
 def test_forward_blocks_validation():
     model = build()
     tokens = model.embed(images())

@@ -137,6 +137,24 @@ def test_mixed_batch_equals_own_models(served, tasks):
     assert not torch.allclose(feats[0], feats[1])
 
 
+def test_static_pass_equals_grouped_pass(served):
+    # The export's pass (every sample one phase-2 pass from the first group
+    # block, masked before its own share_blocks) gives the same scores.
+    from lpt_mmpretrain.apis.multi_task_model import MultiTaskModel
+    _, _, bb, _, files = served
+    inferencer = MultiTaskInferencer(bb, files)
+    static = MultiTaskModel(inferencer.model.backbone, inferencer.stack,
+                            static=True)
+    tasks = ['p1_short', 'p2_a', 'p1_long', 'p2_b', 'p2_a', 'p1_plain']
+    torch.manual_seed(4)
+    inputs = torch.randn(len(tasks), 3, 32, 32)
+    idx = inferencer.task_index(tasks)
+    with torch.no_grad():
+        torch.testing.assert_close(static(inputs, idx),
+                                   inferencer.model(inputs, idx),
+                                   atol=1e-5, rtol=0)
+
+
 def test_phase2_samples_pick_different_entries(served):
     # The test above means something only if the selection varies.
     _, _, _, models, _ = served
@@ -184,6 +202,79 @@ def test_add_remove_tasks_keeps_backbone(served):
         inferencer.add_task('p2_a', files['p2_a'])
     with pytest.raises(ValueError, match='2 images but 1 task'):
         inferencer.predict(torch.randn(2, 3, 32, 32), ['p2_a'])
+
+
+def test_restacked_after_remove_and_add(served):
+    # The stack is rebuilt: indices and padding follow the tasks left.
+    _, _, bb, models, files = served
+    inferencer = MultiTaskInferencer(bb, files)
+    inferencer.remove_task('p1_long')  # the longest shared prompt
+    inferencer.remove_task('p2_a')  # the largest pool and share_blocks
+    inferencer.add_task('p2_a_again', files['p2_a'])
+    models = dict(models, p2_a_again=models['p2_a'])
+    tasks = ['p2_a_again', 'p1_short', 'p2_b', 'p1_plain', 'p2_a_again']
+    torch.manual_seed(7)
+    inputs = torch.randn(len(tasks), 3, 32, 32)
+    for pred, want in zip(inferencer.predict(inputs, tasks),
+                          own_scores(models, inputs, tasks)):
+        torch.testing.assert_close(pred.pred_score, want, atol=1e-5, rtol=0)
+    # A task as its own model on the shared backbone: the normal forward.
+    own = inferencer.task_model('p2_a_again')
+    assert own.backbone.layers[0] is inferencer.backbone.layers[0]
+    with torch.no_grad():
+        torch.testing.assert_close(
+            own.predict(inputs)[0].pred_score,
+            models['p2_a'].predict(inputs)[0].pred_score)
+
+
+@pytest.mark.parametrize('form', ['config file', 'full checkpoint',
+                                  'pretrained file', 'module with prompt'])
+def test_backbone_forms(served, form):
+    tmp_path, backbone, _, models, files = served
+    if form == 'config file':
+        from mmengine.config import Config
+        arg = str(tmp_path / 'config.py')
+        Config(dict(model=model_cfg(backbone, 3, 5))).dump(arg)
+    elif form == 'full checkpoint':  # its backbone weights; arch: the task's
+        arg = str(tmp_path / 'full_p2_a.pth')
+        torch.save(dict(state_dict=models['p2_a'].state_dict(), meta={}), arg)
+    elif form == 'pretrained file':
+        arg = backbone
+    else:  # a loaded LPT backbone with its own prompt, which is not used
+        arg = MODELS.build(backbone_cfg(backbone, prompt_length=4))
+        arg.init_weights()
+    inferencer = MultiTaskInferencer(arg, files)
+    tasks = ['p1_long', 'p2_a', 'p2_b']
+    torch.manual_seed(3)
+    inputs = torch.randn(3, 3, 32, 32)
+    for pred, want in zip(inferencer.predict(inputs, tasks),
+                          own_scores(models, inputs, tasks)):
+        torch.testing.assert_close(pred.pred_score, want, atol=1e-5, rtol=0)
+
+
+def test_backbone_forms_refused(served):
+    tmp_path, backbone, _, _, files = served
+    with pytest.raises(ValueError, match='LPT model name'):
+        MultiTaskInferencer('no_such_model_or_file')
+    with pytest.raises(ValueError, match='prompt-only file'):
+        MultiTaskInferencer(files['p2_a'])
+    with pytest.raises(ValueError, match='architecture is unknown'):
+        MultiTaskInferencer(backbone)  # no config and no task to tell it
+    with pytest.raises(TypeError, match='LPT model name'):
+        MultiTaskInferencer(torch.nn.Linear(2, 2))
+
+
+def test_model_name_backbone():
+    # A model of the index: its config's backbone, pretrained weights loaded
+    # (the DigitsLT models' shipped stand-in ViT).
+    from mmpretrain import list_models
+    from mmpretrain.apis import ModelHub
+    name = 'lpt_vit-tiny-p8_digits-pre_digits-lt-phase2'
+    assert name in list_models('lpt*')
+    inferencer = MultiTaskInferencer(name)
+    direct = MODELS.build(ModelHub.get(name).config.model.backbone)
+    direct.init_weights()
+    assert inferencer.fingerprint == backbone_fingerprint(direct)
 
 
 def test_other_backbone_refused(served):

@@ -10,7 +10,8 @@ from mmpretrain.registry import MODELS
 
 import lpt_mmpretrain  # noqa: F401
 from lpt_mmpretrain.apis.export import (build_model_from_checkpoint,
-                                        export_onnx, onnx_scores)
+                                        export_onnx, onnx_multitask_scores,
+                                        onnx_scores)
 from lpt_mmpretrain.checkpoints import save_prompt_checkpoint
 
 # The `deploy` extra (tools/install.sh installs it).
@@ -133,3 +134,68 @@ def test_pytorch2onnx_tool(checkpoints):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert 'max abs difference of the scores' in proc.stdout
     assert out.is_file()
+
+
+def test_pytorch2onnx_cfg_options(checkpoints, capsys):
+    # A config that names another backbone path: --cfg-options points it at
+    # the file instead of editing the config (as in every MMPretrain tool).
+    from conftest import load_tool
+    tmp, files = checkpoints
+    config, _, prompts = files[1]
+    cfg = Config.fromfile(config)
+    backbone = cfg.model.backbone.init_cfg.checkpoint
+    cfg.model.backbone.init_cfg.checkpoint = str(tmp / 'elsewhere/vit.pth')
+    moved = str(tmp / 'moved_backbone.py')
+    cfg.dump(moved)
+    tool = load_tool('deployment/pytorch2onnx')
+    out = str(tmp / 'cfg_options.onnx')
+    with pytest.raises(FileNotFoundError, match='elsewhere'):
+        tool.main([moved, prompts, '--output-file', out, '--no-verify'])
+    tool.main([
+        moved, prompts, '--output-file', out, '--cfg-options',
+        f'model.backbone.init_cfg.checkpoint={backbone}',
+        'model.head.pred_scale=5.'
+    ])
+    assert 'max abs difference of the scores' in capsys.readouterr().out
+    model = build_model_from_checkpoint(
+        moved, prompts, cfg_options={
+            'model.backbone.init_cfg.checkpoint': backbone,
+            'model.head.pred_scale': 5.})
+    assert model.head.pred_scale == 5.
+    inputs = torch.randn(1, 3, 32, 32)
+    torch.testing.assert_close(
+        onnx_scores(out, inputs), predicted_scores(model, inputs),
+        atol=1e-5, rtol=0)
+
+
+def test_multitask_export_matches_torch(checkpoints, capsys):
+    # One graph, the task index an input: phase 1 and phase 2 tasks on one
+    # backbone, each image's scores as its own model's. Through the tool,
+    # which also compares ONNX Runtime with PyTorch.
+    from conftest import load_tool
+    tmp, files = checkpoints
+    out = str(tmp / 'multitask.onnx')
+    inferencer = load_tool('deployment/multitask2onnx').main([
+        files[1][0], '--tasks', f'p2={files[2][2]}', f'p1={files[1][2]}',
+        '--output-file', out
+    ])
+    assert 'max abs difference of the scores' in capsys.readouterr().out
+    assert inferencer.task_names == ['p2', 'p1']
+    torch.manual_seed(11)
+    for task_ids in ([1, 0, 0, 1, 1], [0]):
+        inputs = torch.randn(len(task_ids), 3, 32, 32)
+        ids = torch.tensor(task_ids)
+        scores, num_classes = onnx_multitask_scores(out, inputs, ids)
+        names = [inferencer.task_names[i] for i in task_ids]
+        expected = inferencer.predict(inputs, names)
+        assert num_classes.tolist() == [5] * len(task_ids)
+        for j, (name, sample) in enumerate(zip(names, expected)):
+            torch.testing.assert_close(
+                scores[j, :num_classes[j]], sample.pred_score, atol=1e-5,
+                rtol=0)
+            phase = 1 if name == 'p1' else 2
+            own = build_model_from_checkpoint(files[phase][0],
+                                              files[phase][2])
+            torch.testing.assert_close(
+                sample.pred_score, predicted_scores(own, inputs[j:j + 1])[0],
+                atol=1e-5, rtol=0)

@@ -6,8 +6,10 @@ Usage::
         [--phase1-config CFG1] [--batch-size 32] [--infer-batch-size 64] \\
         [--iters 10] [--warmup 3] [--device cpu|cuda] [--amp none|fp16|bf16] \\
         [--img-size H [W]] [--threads N] [--seed 0] [--json OUT] \\
-        [--tasks 1 4 16] [--backends eager compile onnxruntime] \\
-        [--batch-sizes 1 32] [--min-run-time 1] [--cfg-options k=v ...]
+        [--tasks 1 4 16] [--servings shared separate] [--compare single own] \\
+        [--backends eager compile onnxruntime] \\
+        [--batch-sizes 1 32] [--phases 1 2] [--rounds 3] [--min-run-time 1] \\
+        [--cfg-options k=v ...]
 
 CONFIG is a phase-2 (``LPTClassifier``) config; models get random weights.
 """
@@ -83,18 +85,36 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         nargs='+',
         default=[1, 4, 16],
         help='numbers of tasks (multitask)')
-    parser.add_argument(
-        '--backends',
-        nargs='+',
-        default=['eager', 'compile', 'onnxruntime'],
-        choices=['eager', 'compile', 'onnxruntime'],
-        help='backends (deploy)')
+    for flag, values, text in (
+        ('--servings', ('shared', 'separate'),
+         'multitask: one backbone (shared) and/or N full models (separate; '
+         'N backbones in memory)'),
+        ('--compare', ('single', 'own'),
+         'multitask: single-task steps timed beside the mixed batch: task 0 '
+         'through the inferencer (single) and its own model (own)'),
+        ('--backends', ('eager', 'compile', 'onnxruntime'),
+         'backends (deploy)'),
+        ('--phases', (1, 2), 'phases (deploy)'),
+    ):
+        parser.add_argument(
+            flag,
+            nargs='+',
+            type=type(values[0]),
+            default=list(values),
+            choices=list(values),
+            help=text)
     parser.add_argument(
         '--batch-sizes',
         type=int,
         nargs='+',
         default=[1, 32],
         help='batch sizes (deploy)')
+    parser.add_argument(
+        '--rounds',
+        type=int,
+        default=3,
+        help='rounds of the backends in turn; --min-run-time is split over '
+        'them (deploy)')
     parser.add_argument(
         '--min-run-time',
         type=float,
@@ -114,6 +134,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         parser.error('--warmup must be >= 0.')
     if args.threads is not None and args.threads < 1:
         parser.error('--threads must be >= 1.')
+    if args.rounds < 1:
+        parser.error('--rounds must be >= 1.')
     if min(args.tasks) < 1 or min(args.batch_sizes) < 1:
         parser.error('--tasks and --batch-sizes must be >= 1.')
     if args.img_size is not None and (len(args.img_size) > 2

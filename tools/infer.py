@@ -1,7 +1,8 @@
 """Classify images with a trained LPT model: top-k classes by name, JSON.
 
     python tools/infer.py CONFIG CHECKPOINT IMAGE|FOLDER|LIST.txt [...] \
-        [--topk 5] [--out results.json | --out -] [--classes names.txt]
+        [--topk 5] [--out results.json | --out -] [--classes names.txt] \
+        [--cfg-options key=value ...]
 
 CHECKPOINT is a full or a prompt-only checkpoint. A thin CLI over
 :class:`lpt_mmpretrain.apis.LPTClassifierInferencer`; see docs/inference.md.
@@ -11,6 +12,8 @@ import contextlib
 import json
 import sys
 from typing import List, Optional, Sequence
+
+from mmengine.config import DictAction
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -43,6 +46,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                         type=int,
                         default=1,
                         help='images per forward pass')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override settings of the config, key=value')
     args = parser.parse_args(argv)
     if args.topk < 1:
         parser.error(f'--topk must be >= 1, got {args.topk}.')
@@ -69,8 +74,10 @@ def main(argv: Optional[Sequence[str]] = None) -> List[dict]:
     quiet = contextlib.redirect_stdout(sys.stderr) if args.out == '-' \
         else contextlib.nullcontext()
     with quiet:
-        from lpt_mmpretrain.apis import LPTClassifierInferencer
-        inferencer = LPTClassifierInferencer(args.config,
+        from lpt_mmpretrain.apis import LPTClassifierInferencer, model_config
+        config = (model_config(args.config, args.cfg_options)
+                  if args.cfg_options else args.config)
+        inferencer = LPTClassifierInferencer(config,
                                              args.checkpoint,
                                              device=args.device,
                                              classes=args.classes)

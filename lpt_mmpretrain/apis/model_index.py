@@ -11,9 +11,12 @@ MMPretrain's own APIs know the models of ``configs/lpt/metafile.yml``::
     ...                   pretrained='work_dirs/phase2_digits/epoch_40.pth')
     >>> inference_model(model, 'digit.png')['pred_class']
 """
+import argparse
 import copy
 import os.path as osp
-from typing import List, Optional
+from typing import List, Optional, Union
+
+from mmengine.config import Config, DictAction
 
 from mmpretrain.apis import ModelHub
 from modelindex.models.Model import Model
@@ -22,7 +25,8 @@ from ..models.classifiers.model_index_mixin import ModelIndexMixin
 
 __all__ = [
     'MODEL_INDEX', 'REPO_ROOT', 'ModelIndexMixin', 'lpt_model_names',
-    'metainfo_of_config', 'register_lpt_models'
+    'metainfo_of_config', 'register_lpt_models', 'model_config',
+    'add_cfg_options'
 ]
 
 # The index and the configs it names live in the repository (the project is
@@ -93,3 +97,44 @@ def register_lpt_models(model_index: str = MODEL_INDEX,
 def lpt_model_names() -> List[str]:
     """The names :func:`register_lpt_models` registered."""
     return list(_registered)
+
+
+def model_config(config: Union[str, Config],
+                 cfg_options: Optional[dict] = None) -> Config:
+    """A config from a file or an LPT model name, with overrides.
+
+    Args:
+        config (str | Config): A config file, a ``Config``, or a model name
+            of ``mmpretrain.list_models('lpt*')``.
+        cfg_options (dict, optional): ``--cfg-options`` (MMEngine's
+            ``DictAction``) merged into it. Defaults to None.
+
+    Returns:
+        Config: A copy; ``config`` itself is not changed.
+    """
+    if isinstance(config, Config):
+        cfg = Config(config.to_dict(), filename=config.filename)
+    elif osp.isfile(config):
+        cfg = Config.fromfile(config)
+    else:
+        from mmpretrain.apis import list_models
+        if config.lower() not in list_models('lpt*'):
+            raise FileNotFoundError(
+                f'{config} is neither a config file nor an LPT model name '
+                "(mmpretrain.list_models('lpt*')).")
+        cfg = ModelHub.get(config).config
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    return cfg
+
+
+def add_cfg_options(parser: argparse.ArgumentParser,
+                    what: str = 'the config') -> None:
+    """``--cfg-options key=value ...`` as in MMPretrain's tools (MMEngine's
+    ``DictAction``), for :func:`model_config`."""
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help=f'override settings of {what}, key=value (e.g. '
+        'model.backbone.init_cfg.checkpoint=vit.pth)')

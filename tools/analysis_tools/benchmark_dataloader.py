@@ -5,7 +5,8 @@ it writes itself; optionally also on the iNat-size images pre-shrunk to a
 short side of --short-side px (tools/dataset_converters/resize_images.py).
 
     python tools/analysis_tools/benchmark_dataloader.py \
-        [--config configs/lpt/phase1_inat.py] [--seconds 3] [--repeats 3]
+        [--config configs/lpt/phase1_inat.py] [--seconds 3] [--repeats 3] \
+        [--cfg-options key=value ...]
 """
 import argparse
 import os
@@ -16,6 +17,7 @@ import tempfile
 import cv2
 
 import lpt_mmpretrain  # noqa: F401  (registers the transforms)
+from lpt_mmpretrain.apis import add_cfg_options, model_config
 
 sys.path.append(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from lpt_tools.data.loader_benchmark import (  # noqa: E402  (tools/)
@@ -27,6 +29,7 @@ from lpt_tools.data.resize import resize_dataset  # noqa: E402
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--config', default='configs/lpt/phase1_inat.py')
+    add_cfg_options(parser)
     parser.add_argument('--seconds', type=float, default=3.0,
                         help='time per measurement (3)')
     parser.add_argument('--repeats', type=int, default=3,
@@ -38,7 +41,7 @@ def main() -> int:
                         'this short side; 0 to skip (320)')
     args = parser.parse_args()
     cv2.setNumThreads(0)  # as in a worker (env_cfg.opencv_num_threads=0)
-    pipeline = training_pipeline(args.config)
+    pipeline = training_pipeline(model_config(args.config, args.cfg_options))
     print(f'config: {args.config}')
     print('pipeline (the loader\'s imdecode_backend varies): ' +
           ' -> '.join(str(t) for t in pipeline))

@@ -3,7 +3,8 @@
 Usage::
 
     python tools/deployment/pytorch2onnx.py CONFIG CHECKPOINT \\
-        --output-file model.onnx [--shape H W] [--dynamic-batch]
+        --output-file model.onnx [--shape H W] [--dynamic-batch] \\
+        [--cfg-options model.backbone.init_cfg.checkpoint=vit.pth ...]
 
 CHECKPOINT is a full or a prompt-only file. Needs the ``deploy`` extra
 (``pip install -e .[deploy]``). See docs/deployment.md.
@@ -13,28 +14,22 @@ import argparse
 import torch
 
 import lpt_mmpretrain  # noqa: F401  (registers the LPT modules)
-from lpt_mmpretrain.apis.export import (build_model_from_checkpoint,
+from lpt_mmpretrain.apis.export import (add_export_arguments,
+                                        build_model_from_checkpoint,
                                         export_onnx, input_shape, onnx_scores)
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         description='Export an LPT model to ONNX (images -> scores).')
-    parser.add_argument('config', help='the model config')
+    parser.add_argument(
+        'config', help='the model config (file or LPT model name)')
     parser.add_argument('checkpoint', help='a full or prompt-only checkpoint')
-    parser.add_argument(
-        '--output-file', required=True, help='the .onnx file to write')
-    parser.add_argument(
-        '--shape',
-        type=int,
-        nargs=2,
-        metavar=('H', 'W'),
-        help='input size (default: the backbone img_size)')
+    add_export_arguments(parser)
     parser.add_argument(
         '--dynamic-batch',
         action='store_true',
         help='let the batch size vary (default: batch 1)')
-    parser.add_argument('--opset-version', type=int, help='ONNX opset')
     parser.add_argument(
         '--no-verify',
         action='store_true',
@@ -44,7 +39,8 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    model = build_model_from_checkpoint(args.config, args.checkpoint)
+    model = build_model_from_checkpoint(
+        args.config, args.checkpoint, cfg_options=args.cfg_options)
     export_onnx(model, args.output_file, args.shape, args.dynamic_batch,
                 args.opset_version)
     print(f'Exported {args.config} + {args.checkpoint} to '

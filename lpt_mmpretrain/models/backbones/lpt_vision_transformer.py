@@ -2,10 +2,14 @@ from typing import Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from mmengine.logging import print_log
 from mmengine.model.weight_init import trunc_normal_, update_init_info
 from mmpretrain.models.backbones import VisionTransformer
+from mmpretrain.models.backbones.vision_transformer import \
+    TransformerEncoderLayer
 from mmpretrain.models.utils import resize_pos_embed
+from mmpretrain.models.utils.attention import MultiheadAttention
 from mmpretrain.registry import MODELS
 
 from ...checkpoints import (PROMPT_KEY, complete_prompt_only,
@@ -150,12 +154,19 @@ class LPTVisionTransformer(VisionTransformer):
             tokens: torch.Tensor,
             start: int,
             end: int,
-            extra_prompts: Optional[torch.Tensor] = None) -> torch.Tensor:
+            extra_prompts: Optional[torch.Tensor] = None,
+            key_mask: Optional[torch.Tensor] = None) -> torch.Tensor:
         """Run blocks ``start .. end - 1`` with prompts appended.
 
         Before block i the layer-i shared prompt (and, when given, the
         per-sample ``extra_prompts[:, i - start]``) are appended after the
         tokens; after the block everything beyond the input tokens is dropped.
+
+        ``key_mask`` (timm's ``attn_mask`` pattern) lets samples of one batch
+        carry different numbers of extra prompts: padding tokens are masked
+        out of the attention as keys, so they change no other token, and
+        their own outputs are dropped with the prompts. A block whose mask is
+        all True runs as MMPretrain's layer itself.
 
         Args:
             tokens (torch.Tensor): Tokens of shape (B, N, C).
@@ -164,6 +175,10 @@ class LPTVisionTransformer(VisionTransformer):
             extra_prompts (torch.Tensor, optional): Per-sample prompts of
                 shape (B, end - start, P2, C), appended after the shared
                 ones. Defaults to None.
+            key_mask (torch.Tensor, optional): (B, end - start, P2) bool,
+                True where an extra prompt is attended in that block (the
+                tokens and the shared prompt always are). Defaults to None:
+                every extra prompt is.
 
         Returns:
             torch.Tensor: Tokens of shape (B, N, C).
@@ -185,6 +200,19 @@ class LPTVisionTransformer(VisionTransformer):
                 raise ValueError(
                     'extra_prompts must have shape (B, end - start, P2, C) = '
                     f'{expected}, got {tuple(extra_prompts.shape)}.')
+        masked = [False] * (end - start)
+        if key_mask is not None:
+            if (extra_prompts is None
+                    or tuple(key_mask.shape) != tuple(extra_prompts.shape[:3])
+                    or key_mask.dtype != torch.bool):
+                raise ValueError(
+                    'key_mask must be a bool tensor of extra_prompts\' shape '
+                    '(B, end - start, P2), and needs extra_prompts; got '
+                    f'{tuple(key_mask.shape)} ({key_mask.dtype}).')
+            if torch.compiler.is_exporting():
+                masked = [True] * (end - start)  # no data-dependent branch
+            else:  # one host sync for all blocks: which need the mask
+                masked = (~key_mask).any(dim=-1).any(dim=0).tolist()
 
         for i in range(start, end):
             parts = [tokens]
@@ -194,8 +222,58 @@ class LPTVisionTransformer(VisionTransformer):
                 parts.append(extra_prompts[:, i - start])
             x = torch.cat(parts, dim=1) if len(parts) > 1 else tokens
             # (B, N + P (+ P2), C) -> keep the first N tokens
-            tokens = self.layers[i](x)[:, :N]
+            if masked[i - start]:
+                keys = torch.ones(
+                    B, x.shape[1], dtype=torch.bool, device=x.device)
+                keys[:, x.shape[1] - key_mask.shape[2]:] = key_mask[:, i -
+                                                                     start]
+                tokens = self.forward_masked_block(i, x, keys)[:, :N]
+            else:
+                tokens = self.layers[i](x)[:, :N]
         return tokens
+
+    def forward_masked_block(self, i: int, x: torch.Tensor,
+                             key_mask: torch.Tensor) -> torch.Tensor:
+        """Block i on tokens (B, T, C) whose attention ignores masked keys.
+
+        MMPretrain's ``TransformerEncoderLayer`` takes no attention mask;
+        this runs the layer's own submodules (``ln1``, ``attn.qkv`` /
+        ``proj``, ``ln2``, ``ffn``) in its order, with
+        ``F.scaled_dot_product_attention`` and a key mask. Masked tokens do
+        not change the others; their own outputs are meaningless.
+
+        Args:
+            i (int): The block.
+            x (torch.Tensor): Tokens (B, T, C).
+            key_mask (torch.Tensor): (B, T) bool, True where a key counts.
+
+        Returns:
+            torch.Tensor: Tokens (B, T, C).
+        """
+        layer = self.layers[i]
+        attn = getattr(layer, 'attn', None)
+        if (not isinstance(layer, TransformerEncoderLayer)
+                or not isinstance(attn, MultiheadAttention)
+                or attn.v_shortcut):
+            raise TypeError(
+                f'Block {i} is a {type(layer).__name__}: a key mask needs '
+                'MMPretrain TransformerEncoderLayer blocks '
+                '(MultiheadAttention without v_shortcut).')
+        B, T, _ = x.shape
+        h = layer.ln1(x)
+        # (3, B, heads, T, head_dims)
+        qkv = attn.qkv(h).reshape(B, T, 3, attn.num_heads,
+                                  attn.head_dims).permute(2, 0, 3, 1, 4)
+        dropout = attn.attn_drop if attn.training else 0.
+        out = F.scaled_dot_product_attention(
+            qkv[0],
+            qkv[1],
+            qkv[2],
+            attn_mask=key_mask[:, None, None, :],
+            dropout_p=dropout)
+        out = out.transpose(1, 2).reshape(B, T, attn.embed_dims)
+        x = x + attn.out_drop(attn.gamma1(attn.proj_drop(attn.proj(out))))
+        return layer.ffn(layer.ln2(x), identity=x)
 
     def forward_final(self, tokens: torch.Tensor) -> torch.Tensor:
         """Final norm and CLS token: (B, N, C) -> (B, C)."""

@@ -4,6 +4,7 @@
 the raw figures; see ``docs/benchmark.md``.
 """
 import argparse
+import os
 import platform
 import sys
 import tempfile
@@ -44,7 +45,8 @@ def make_setup(args: argparse.Namespace) -> dict:
         iters=args.iters,
         warmup=args.warmup,
         threads=args.threads,
-        seed=args.seed)
+        seed=args.seed,
+        compare=tuple(getattr(args, 'compare', None) or ('single', 'own')))
 
 
 def run_lpt(args: argparse.Namespace, setup: dict, call) -> tuple:
@@ -81,7 +83,9 @@ def run_lpt(args: argparse.Namespace, setup: dict, call) -> tuple:
 
 def run_multitask(args: argparse.Namespace, setup: dict, call) -> tuple:
     """``--mode multitask``."""
-    from .multitask import make_task_files, measure_serving, multitask_rows
+    from .multitask import (SERVINGS, make_task_files, measure_serving,
+                            multitask_rows)
+    servings = getattr(args, 'servings', None) or SERVINGS
     runs = {}
     with tempfile.TemporaryDirectory() as tmp:
         # In a child too: the parent runs no torch op before its forks.
@@ -90,7 +94,7 @@ def run_multitask(args: argparse.Namespace, setup: dict, call) -> tuple:
                                 setup['phase2_model'], max(args.tasks), tmp,
                                 args.seed)
         for num in args.tasks:
-            for serving in ('shared', 'separate'):
+            for serving in servings:
                 runs[(num, serving)] = call(f'{num} tasks, {serving}',
                                             measure_serving, setup,
                                             model_cfg, files[:num], serving)
@@ -99,8 +103,12 @@ def run_multitask(args: argparse.Namespace, setup: dict, call) -> tuple:
         batch=f'{args.infer_batch_size} images, image j of task j % N',
         tasks='phase-2 models of CONFIG, random prompts, pools and heads, '
         'on one random backbone',
-        timing=f'median of {args.iters} steps after {args.warmup} warm-up '
-        'steps')
+        timing=f'{args.iters} rounds after {args.warmup} warm-up rounds; a '
+        'round times each step once, in turn (mixed batch; task 0: ' +
+        ', '.join(dict(single='through the inferencer', own='its own model')
+                  [c] for c in setup['compare']) +
+        '); median and quartiles over rounds',
+        load_average=' / '.join(f'{x:.2f}' for x in os.getloadavg()))
     return meta, rows, dict(runs={f'{n}_{s}': r for (n, s), r in runs.items()})
 
 
@@ -109,14 +117,22 @@ def run_deploy(args: argparse.Namespace, setup: dict, _call) -> tuple:
     from .deploy import deploy_rows, measure_backends
     # No memory figures: runs in this process.
     print('benchmark: backends ...', file=sys.stderr, flush=True)
+    load = os.getloadavg()
+    phases = getattr(args, 'phases', None) or (1, 2)
+    rounds = getattr(args, 'rounds', None) or 3
     results = measure_backends(setup, args.backends, args.batch_sizes,
-                               args.min_run_time)
+                               args.min_run_time, phases, rounds)
     meta = dict(
-        model='phase 2 of CONFIG, random weights, images -> scores',
-        timing=f'torch.utils.benchmark blocked_autorange, at least '
-        f'{args.min_run_time} s per figure')
+        model=f'phase {" and ".join(map(str, phases))} of CONFIG, random '
+        'weights, images -> scores',
+        timing=f'{rounds} rounds, each a torch.utils.benchmark '
+        f'blocked_autorange of at least {args.min_run_time / rounds:.3g} s '
+        'per backend in turn; median and IQR over all blocks',
+        load_average=f'{" / ".join(f"{x:.2f}" for x in load)} (start), '
+        f'{" / ".join(f"{x:.2f}" for x in os.getloadavg())} (end)')
     return meta, deploy_rows(results), dict(
-        runs={f'{b}_b{n}': r for (b, n), r in results.items()})
+        runs={f'{b}_p{p}_b{n}': r
+              for (b, p, n), r in results.items()})
 
 
 def run_benchmark(

@@ -4,7 +4,7 @@ import copy
 import os
 import os.path as osp
 import time
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Sequence, Tuple, Union
 
 import cv2
 import numpy as np
@@ -56,18 +56,18 @@ def available_backends(probe: str) -> Dict[str, str]:
     return result
 
 
-def training_pipeline(config: str) -> List[dict]:
+def training_pipeline(config: Union[str, Config]) -> List[dict]:
     """The training pipeline of a config, its loader made
     ``CheckedLoadImageFromFile`` (same decoding settings)."""
-    cfg = Config.fromfile(config)
+    cfg = config if isinstance(config, Config) else Config.fromfile(config)
     init_default_scope(cfg.get('default_scope', 'mmpretrain'))
     pipeline = copy.deepcopy(cfg.train_dataloader.dataset.pipeline)
     pipeline = [dict(t) for t in pipeline]
     if not pipeline or str(pipeline[0]['type']).split('.')[-1] not in \
             _LOADERS:
         raise ValueError(
-            f'{config}: the training pipeline does not start by loading a '
-            'file (its data set keeps the images in memory); benchmark a '
+            f'{cfg.filename}: the training pipeline does not start by loading '
+            'a file (its data set keeps the images in memory); benchmark a '
             'config whose data set reads image files, e.g. '
             'configs/lpt/phase1_inat.py.')
     pipeline[0]['type'] = 'CheckedLoadImageFromFile'
