@@ -24,7 +24,10 @@ import torch
 from mmengine.config import Config
 from mmpretrain.models import VisionTransformer
 
-import lpt_mmpretrain  # noqa: F401  (allow-lists the checkpoint types)
+from lpt_mmpretrain.engine import compat
+
+# this process reads the runs' checkpoints as our tools do
+compat.install()
 
 pytestmark = pytest.mark.slow  # subprocess runs
 
