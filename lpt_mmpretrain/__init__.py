@@ -6,7 +6,10 @@ registries (``mmpretrain.registry.MODELS``, ``DATASETS``, ``DATA_SAMPLERS``,
 ``custom_imports = dict(imports=['lpt_mmpretrain'])``, and registers the
 project's model index (``model-index.yml``) with MMPretrain's ``ModelHub``,
 so that ``mmpretrain.list_models('lpt*')`` and ``get_model(name)`` know the
-LPT models.
+LPT models. It patches nothing in MMEngine: the workarounds the installed
+stack needs are applied by :func:`lpt_mmpretrain.engine.compat.install`,
+which our tools call and the configs reach through ``custom_imports``
+(``lpt_mmpretrain.engine.compat.installed``).
 """
 import contextlib
 import importlib.util
