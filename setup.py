@@ -62,7 +62,7 @@ setup(
     long_description_content_type='text/markdown',
     packages=find_packages(exclude=('configs', 'tools', 'tests', 'docs')),
     # the shipped tiny-ViT stand-in of the CPU demo (weights + sha256 record)
-    package_data={'lpt_mmpretrain': ['datasets/standins/*']},
+    package_data={'lpt_mmpretrain': ['checkpoints/standins/*']},
     python_requires='>=3.8',
     install_requires=[
         'torch>=1.13',

@@ -41,7 +41,11 @@ def _import_mmpretrain_quietly() -> None:
 
 _import_mmpretrain_quietly()
 
+# engine before models: checkpoints/ (under models) imports
+# engine/compat/checkpoint.py, whose package engine/ imports hooks that import
+# checkpoints/; starting from engine, checkpoints/ finds engine.compat loaded.
 from . import datasets, engine, evaluation, models  # noqa: F401,E402
+from . import checkpoints  # noqa: F401,E402  (the standin:// scheme)
 from . import apis  # noqa: F401,E402  (after models: registers the model index)
 from .version import __version__  # noqa: E402
 

@@ -98,6 +98,7 @@ TINY_VIT = dict(embed_dims=32, num_layers=4, num_heads=2, feedforward_channels=6
 DIGITS_VIT = dict(
     embed_dims=64, num_layers=6, num_heads=4, feedforward_channels=128)
 TOOLS = REPO_ROOT / 'tools'
+sys.path.append(str(TOOLS))  # the tools' own package, lpt_tools
 
 
 def save_random_vit(path, arch=DIGITS_VIT, img_size=32, patch_size=8,

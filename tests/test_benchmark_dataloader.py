@@ -7,10 +7,9 @@ import pytest
 from PIL import Image
 
 import lpt_mmpretrain  # noqa: F401
-from lpt_mmpretrain.data_tools.loader_benchmark import (available_backends,
-                                                        benchmark_pipeline,
-                                                        training_pipeline,
-                                                        write_jpegs)
+from lpt_tools.data.loader_benchmark import (available_backends,
+                                             benchmark_pipeline,
+                                             training_pipeline, write_jpegs)
 
 ROOT = Path(__file__).resolve().parents[1]
 INAT = ROOT / 'configs' / 'lpt' / 'phase1_inat.py'

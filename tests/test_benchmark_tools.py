@@ -257,7 +257,8 @@ def test_benchmark_deploy_mode_eager(tmp_path):
 def test_measure_helpers():
     import torch.nn as nn
 
-    from lpt_mmpretrain.benchmark.measure import count_params, tensor_bytes
+    from lpt_tools.benchmark.measure import tensor_bytes
+    from lpt_tools.params import count_params
     shared = nn.Linear(3, 4)
     model = nn.Sequential(shared, nn.ReLU(), shared, nn.BatchNorm1d(4))
     model[3].weight.requires_grad_(False)

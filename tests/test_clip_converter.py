@@ -15,11 +15,10 @@ from safetensors.torch import save_file
 
 import lpt_mmpretrain  # noqa: F401
 from lpt_mmpretrain.models.necks import CLIPProjectionNeck
-from lpt_mmpretrain.models.utils.clip_convert import (CLIP_PROJ_KEY,
-                                                      convert_clip_checkpoint,
-                                                      convert_clip_visual,
-                                                      load_clip_state_dict,
-                                                      split_clip_visual)
+from lpt_mmpretrain.checkpoints import (CLIP_PROJ_KEY, convert_clip_checkpoint,
+                                        convert_clip_visual,
+                                        load_clip_state_dict,
+                                        split_clip_visual)
 
 open_clip = pytest.importorskip('open_clip')
 from open_clip.transformer import QuickGELU, VisionTransformer  # noqa: E402

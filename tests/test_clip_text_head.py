@@ -11,7 +11,7 @@ from mmengine.config import Config
 from mmpretrain.registry import MODELS
 
 import lpt_mmpretrain  # noqa: F401
-from lpt_mmpretrain.models.utils.clip_convert import convert_clip_checkpoint
+from lpt_mmpretrain.checkpoints import convert_clip_checkpoint
 
 open_clip = pytest.importorskip('open_clip')
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 from mmengine.runner import CheckpointLoader
 
-from lpt_mmpretrain.datasets import digits_standin as standin
+from lpt_mmpretrain.checkpoints import standin
 
 
 def test_shipped_standin_loads_and_matches_its_record():

@@ -7,8 +7,8 @@ from mmpretrain.registry import MODELS
 
 import lpt_mmpretrain  # noqa: F401
 from lpt_mmpretrain.apis import MultiTaskInferencer
-from lpt_mmpretrain.engine.prompt_checkpoint import (backbone_fingerprint,
-                                                     save_prompt_checkpoint)
+from lpt_mmpretrain.checkpoints import (backbone_fingerprint,
+                                        save_prompt_checkpoint)
 
 ARCH = dict(embed_dims=32, num_layers=4, num_heads=2, feedforward_channels=64)
 PREPROCESSOR = dict(

@@ -19,11 +19,16 @@ from mmpretrain.registry import MODELS
 from PIL import Image
 
 import lpt_mmpretrain  # noqa: F401
-from lpt_mmpretrain.engine.prompt_checkpoint import (is_prompt_checkpoint,
-                                                     load_prompt_checkpoint)
-from lpt_mmpretrain.models.utils.official_convert import (
-    convert_official_checkpoint, convert_official_state_dict,
-    load_official_checkpoint, prompt_only_path)
+from lpt_mmpretrain.checkpoints import (convert_official_state_dict,
+                                        is_prompt_checkpoint,
+                                        load_prompt_checkpoint,
+                                        prompt_only_path)
+
+from conftest import load_tool  # noqa: E402
+
+_tool = load_tool('model_converters/lpt_official_to_mmpretrain')
+convert_official_checkpoint = _tool.convert_official_checkpoint
+load_official_checkpoint = _tool.load_official_checkpoint
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CLI = osp.join(REPO, 'tools', 'model_converters',

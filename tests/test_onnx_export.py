@@ -11,7 +11,7 @@ from mmpretrain.registry import MODELS
 import lpt_mmpretrain  # noqa: F401
 from lpt_mmpretrain.apis.export import (build_model_from_checkpoint,
                                         export_onnx, onnx_scores)
-from lpt_mmpretrain.engine.prompt_checkpoint import save_prompt_checkpoint
+from lpt_mmpretrain.checkpoints import save_prompt_checkpoint
 
 # The `deploy` extra (tools/install.sh installs it).
 pytest.importorskip('onnxruntime', reason='needs the deploy extra')

@@ -260,7 +260,8 @@ def test_resnet_baseline_runner(tmp_path):
                 'val_evaluator', 'test_evaluator'):
         cfg[key] = digits[key]
     cfg.work_dir = str(tmp_path)
-    cfg.train_cfg = dict(by_epoch=True, max_epochs=1, val_interval=1)
+    cfg.train_cfg = dict(type='ResumableEpochBasedTrainLoop', max_epochs=1,
+                         val_interval=1)
     cfg.param_scheduler = [dict(type='ConstantLR', factor=1.)]
     cfg.default_hooks.logger.interval = 5
     cfg.env_cfg.dist_cfg = dict(backend='gloo')

@@ -214,21 +214,16 @@ def test_handler_only_sets_a_flag():
 
 
 def test_skip_first_keeps_the_length():
-    from lpt_mmpretrain.engine.hooks.preemption_checkpoint_hook import \
-        _SkipFirst
+    from lpt_mmpretrain.engine.runner.resumable_train_loop import _SkipFirst
     skip = _SkipFirst(list(range(10)), 4)
     assert list(skip) == [4, 5, 6, 7, 8, 9]
     assert len(skip) == 10
 
 
 def test_resume_with_another_epoch_length_is_refused():
-    from types import SimpleNamespace
-
-    from mmengine.logging import MessageHub
-    loop = SimpleNamespace(max_epochs=3, run_epoch=None,
-                           dataloader=[None] * 10)
-    runner = SimpleNamespace(
-        message_hub=MessageHub.get_instance('test_preemption_refused'),
-        train_loop=loop, iter=25, epoch=1)
+    from lpt_mmpretrain.engine.runner.resumable_train_loop import \
+        ResumableEpochBasedTrainLoop
+    loop = ResumableEpochBasedTrainLoop.__new__(ResumableEpochBasedTrainLoop)
+    loop.dataloader, loop._iter, loop._epoch = [None] * 10, 25, 1
     with pytest.raises(RuntimeError, match='an epoch now has 10'):
-        PreemptionCheckpointHook().before_train(runner)
+        loop.resume_position()

@@ -9,12 +9,13 @@ from mmpretrain.models import VisionTransformer
 from mmpretrain.registry import MODELS
 
 import lpt_mmpretrain  # noqa: F401
-from lpt_mmpretrain.engine.prompt_checkpoint import (backbone_fingerprint,
-                                                     is_prompt_checkpoint,
-                                                     load_prompt_checkpoint,
-                                                     save_prompt_checkpoint)
-from lpt_mmpretrain.models.utils.state_dict_check import (
-    CheckpointMismatchError, tensors_fingerprint)
+from lpt_mmpretrain.checkpoints import (CheckpointMismatchError,
+                                        backbone_fingerprint,
+                                        is_prompt_checkpoint,
+                                        load_prompt_checkpoint,
+                                        recorded_fingerprint, recorded_source,
+                                        save_prompt_checkpoint,
+                                        tensors_fingerprint)
 
 from conftest import TINY_VIT as TINY  # noqa: E402
 
@@ -91,9 +92,8 @@ def test_every_path_gives_the_full_models_logits(tmp_path, pretrained,
     ckpt = torch.load(prompts, weights_only=True)
     assert is_prompt_checkpoint(ckpt)
     assert not any(k.startswith('backbone.layers') for k in ckpt['state_dict'])
-    assert ckpt['meta']['backbone_fingerprint'] == backbone_fingerprint(
-        model.backbone)
-    assert ckpt['meta']['backbone_checkpoint'] == str(pretrained)
+    assert recorded_fingerprint(ckpt) == backbone_fingerprint(model.backbone)
+    assert recorded_source(ckpt) == str(pretrained)
     assert ckpt['meta']['dataset_meta'] == dict(classes=list('abcde'))
 
     # fresh models, never initialised: their backbones are random
@@ -201,8 +201,7 @@ def test_fingerprint_depends_on_every_value():
 
 
 def test_export_from_full_checkpoint(tmp_path, pretrained, images):
-    from lpt_mmpretrain.engine.prompt_checkpoint import \
-        export_prompt_checkpoint
+    from lpt_mmpretrain.checkpoints import export_prompt_checkpoint
     cfg = model_cfg(pretrained)
     model = trained(cfg)
     full = tmp_path / 'epoch_3.pth'

@@ -13,7 +13,7 @@ from mmengine.registry import init_default_scope
 from PIL import Image
 
 import lpt_mmpretrain  # noqa: F401
-from lpt_mmpretrain.data_tools.resize import resize_dataset
+from lpt_tools.data.resize import resize_dataset
 from lpt_mmpretrain.datasets import INat2018
 
 ROOT = Path(__file__).resolve().parents[1]

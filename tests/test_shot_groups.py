@@ -1,14 +1,17 @@
-"""lpt_mmpretrain.evaluation: shot groups, per-class accuracy, results."""
+"""Shot groups, per-class accuracy (lpt_mmpretrain.evaluation); a config's
+counts and run results (the tools' lpt_tools)."""
 import json
 
 import numpy as np
 import pytest
 
-from lpt_mmpretrain.evaluation import (LongTailAccuracy, counts_from_config,
-                                       format_table, per_class_accuracy,
-                                       read_test_metrics, shot_group_masks,
-                                       shot_group_convention, summarise_seeds,
-                                       training_fraction)
+from lpt_mmpretrain.evaluation import (LongTailAccuracy, per_class_accuracy,
+                                       shot_group_masks,
+                                       shot_group_convention)
+from lpt_tools.configs import counts_from_config
+from lpt_tools.results import (read_test_metrics, summarise_seeds,
+                               training_fraction)
+from lpt_tools.tables import format_table
 
 
 def test_shot_group_masks_both_conventions():

@@ -10,7 +10,7 @@ from fixtures.bad_images import (BAD, inat_config, make_inat_root,
 from mmengine.config import Config
 
 import lpt_mmpretrain  # noqa: F401
-from lpt_mmpretrain.data_tools.verify import verify_config
+from lpt_tools.data.verify import verify_config
 
 ROOT = Path(__file__).resolve().parents[1]
 TOOL = ROOT / 'tools' / 'misc' / 'verify_dataset.py'

@@ -21,10 +21,12 @@ import torch
 from mmengine.config import DictAction
 
 import lpt_mmpretrain  # noqa: F401  (registers the LPT modules)
-from lpt_mmpretrain.benchmark.lpt import (  # noqa: F401  (the tests use them)
-    AMP_DTYPES, PHASE2_ONLY_KEYS, RUNS, expected_speedups, format_table,
-    phase1_model_cfg, phase2_model_cfg, synthetic_class_counts)
-from lpt_mmpretrain.benchmark.runner import MODES, run_benchmark
+from lpt_tools.benchmark.lpt import (  # noqa: F401  (the tests use them)
+    AMP_DTYPES, PHASE2_ONLY_KEYS, RUNS, phase1_model_cfg, phase2_model_cfg,
+    synthetic_class_counts)
+from lpt_tools.benchmark.lpt_rows import (  # noqa: F401
+    expected_speedups, format_table)
+from lpt_tools.benchmark.runner import MODES, run_benchmark
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:

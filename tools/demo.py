@@ -7,7 +7,7 @@ For every seed, through ``tools/train.py`` / ``tools/test.py`` and the
 configs of ``configs/lpt/``: a linear-probe baseline, LPT phase 1 and phase
 2 on the frozen, shipped tiny-ViT stand-in, then ``tools/test.py`` on the
 balanced test split and ``tools/analysis_tools/plot_per_class.py``. Metrics
-are read from MMEngine's JSON files (:mod:`lpt_mmpretrain.evaluation.results`);
+are read from MMEngine's JSON files (:mod:`lpt_tools.results`);
 each child's output goes to ``WORK_DIR/logs/``; one line shows the overall
 progress. ``--jobs`` runs independent steps side by side (the results do not
 depend on it); ``--quick`` is a smoke mode (1 epoch per step).
@@ -16,14 +16,12 @@ import argparse
 import json
 import os
 import os.path as osp
-import subprocess
 import sys
 import threading
 import time
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from typing import Dict, List, Optional, Sequence
-
-import warnings
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, ROOT)  # the package, also before `pip install -e .`
@@ -33,11 +31,16 @@ sys.path.insert(0, ROOT)  # the package, also before `pip install -e .`
 warnings.filterwarnings(
     'ignore', message='Fail to import ``MultiScaleDeformableAttention``')
 
-from lpt_mmpretrain.evaluation import (GROUPS, count_parameters,  # noqa: E402
-                                       counts_from_config, format_table,
-                                       read_test_metrics, shot_group_masks,
-                                       shot_group_convention, summarise_seeds,
-                                       training_fraction)
+from lpt_mmpretrain.evaluation import (GROUPS,  # noqa: E402
+                                       shot_group_convention,
+                                       shot_group_masks)
+from lpt_tools.configs import (build_untrained_model,  # noqa: E402
+                               counts_from_config)
+from lpt_tools.demo_steps import (DemoError, Progress, clock,  # noqa: E402
+                                  last_checkpoint, run_child, wait_all)
+from lpt_tools.params import count_params  # noqa: E402
+from lpt_tools.results import read_test_metrics, summarise_seeds  # noqa
+from lpt_tools.tables import format_table  # noqa: E402
 
 CONFIGS = osp.join('configs', 'lpt')
 #: key, title, config, relative cost (for the progress line)
@@ -52,95 +55,6 @@ MODELS = (
 METRICS = ('long_tail/top1', 'long_tail/many', 'long_tail/medium',
            'long_tail/few')
 TEST_COST = 0.3
-# Printed by every child on import and meaning nothing here (mmcv-lite has
-# no compiled ops; LPT uses none).
-CHILD_WARNINGS = 'ignore:Fail to import ``MultiScaleDeformableAttention``'
-
-
-class DemoError(RuntimeError):
-    """A step of the demo failed."""
-
-
-def run_child(args: Sequence[str], log_file: str, threads: int = 1) -> None:
-    """``python ARGS`` in the repository root, output to ``log_file``."""
-    env = dict(os.environ, PYTHONWARNINGS=CHILD_WARNINGS)
-    if threads > 0:
-        env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
-    os.makedirs(osp.dirname(log_file), exist_ok=True)
-    cmd = [sys.executable, *map(str, args)]
-    with open(log_file, 'w') as log:
-        log.write('$ ' + ' '.join(cmd) + '\n')
-        log.flush()
-        code = subprocess.call(
-            cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    if code != 0:
-        with open(log_file) as f:
-            tail = ''.join(f.readlines()[-30:])
-        raise DemoError(f'`{" ".join(cmd)}` exited with status {code}. End '
-                        f'of its output:\n{tail}\nFull log: {log_file}')
-
-
-class Progress:
-    """One overall progress line with an ETA, from the children's JSON."""
-
-    def __init__(self, total: float, tty: bool) -> None:
-        self.total, self.tty = total, tty
-        self.done = 0.
-        self.running: Dict[str, tuple] = {}  # name -> (work_dir, epochs, w)
-        self.start = time.monotonic()
-        self.lock = threading.Lock()
-        self.shown = -1
-
-    def fraction(self) -> float:
-        with self.lock:
-            partial = sum(
-                w * training_fraction(d, e) if d else 0.
-                for d, e, w in self.running.values())
-            return min(1., (self.done + partial) / self.total)
-
-    def line(self) -> str:
-        frac, elapsed = self.fraction(), time.monotonic() - self.start
-        eta = (f'ETA {_clock(elapsed * (1 - frac) / frac)}'
-               if frac > 0.02 else 'ETA --:--')
-        names = ', '.join(sorted(self.running)) or 'tables'
-        return (f'[{100 * frac:3.0f}%] {_clock(elapsed)} elapsed, {eta}  '
-                f'({names})')
-
-    def show(self, final: bool = False) -> None:
-        line = self.line()
-        if self.tty:
-            print('\r' + line.ljust(79), end='\n' if final else '',
-                  flush=True)
-        else:  # a log file: a new line every 10%
-            step = int(10 * self.fraction())
-            if step != self.shown or final:
-                self.shown = step
-                print(line, flush=True)
-
-    def run(self, name: str, weight: float, fn, work_dir: str = '',
-            epochs: int = 1) -> None:
-        with self.lock:
-            self.running[name] = (work_dir, epochs, weight)
-        try:
-            fn()
-        finally:
-            with self.lock:
-                del self.running[name]
-                self.done += weight
-
-
-def _clock(seconds: float) -> str:
-    return f'{int(seconds) // 60}:{int(seconds) % 60:02d}'
-
-
-def last_checkpoint(work_dir: str) -> str:
-    """The checkpoint MMEngine's ``last_checkpoint`` names in ``work_dir``."""
-    record = osp.join(work_dir, 'last_checkpoint')
-    if not osp.isfile(record):
-        raise DemoError(f'{work_dir} has no `last_checkpoint`: the training '
-                        'run saved no checkpoint.')
-    with open(record) as f:
-        return f.read().strip()
 
 
 def run_seed(seed: int, args, progress: Progress, pool) -> Dict[str, dict]:
@@ -190,12 +104,12 @@ def run_seed(seed: int, args, progress: Progress, pool) -> Dict[str, dict]:
     # the stand-in; phase 2 needs phase 1; each test its own run.
     first = [pool.submit(train, b_key, b_cfg, b_w),
              pool.submit(train, p1_key, p1_cfg, p1_w)]
-    _wait(first)
+    wait_all(first)
     later = [pool.submit(train, p2_key, p2_cfg, p2_w),
              pool.submit(test, b_key, b_title, b_cfg),
              pool.submit(test, p1_key, p1_title, p1_cfg)]
-    _wait(later[:1])
-    _wait(later[1:] + [pool.submit(test, p2_key, p2_title, p2_cfg)])
+    wait_all(later[:1])
+    wait_all(later[1:] + [pool.submit(test, p2_key, p2_title, p2_cfg)])
     figure = osp.join(work_dir, 'per_class_accuracy.png')
     progress.run(f'seed {seed} figures', TEST_COST, lambda: run_child([
         'tools/analysis_tools/plot_per_class.py', '--preds',
@@ -211,22 +125,13 @@ def _cfg_options(options: List[str]) -> List[str]:
     return ['--cfg-options', *options] if options else []
 
 
-def _wait(futures) -> None:
-    """Let every step finish, then raise the first failure."""
-    errors = []
-    for future in futures:
-        try:
-            future.result()
-        except Exception as error:  # re-raised below
-            errors.append(error)
-    if errors:
-        raise errors[0]
-
-
 def tables(runs: Dict[int, Dict[str, dict]]) -> str:
     """Markdown: one row per seed and model, then mean +- std per model."""
     names = [m.split('/')[1] for m in METRICS]
-    params = {key: count_parameters(cfg) for key, _, cfg, _ in MODELS}
+    params = {  # (total, trainable)
+        key: count_params(build_untrained_model(cfg))
+        for key, _, cfg, _ in MODELS
+    }
     per_seed = [[seed, row['title']] +
                 [f'{row["metrics"][m]:.2f}' for m in METRICS]
                 for seed, rows in runs.items() for row in rows.values()]
@@ -236,7 +141,7 @@ def tables(runs: Dict[int, Dict[str, dict]]) -> str:
         METRICS)
     mean_rows = [[title] + [
         f'{summary[key][m][0]:.2f} ± {summary[key][m][1]:.1f}' for m in METRICS
-    ] + [f'{params[key][0]:,}', f'{params[key][1]:,}']
+    ] + [f'{params[key][1]:,}', f'{params[key][0]:,}']
                  for key, title, _, _ in MODELS]
     text += (f'\n\nMean ± standard deviation over {len(runs)} seed(s):\n\n' +
              format_table(['model'] + names + ['trainable', 'total'],
@@ -308,10 +213,11 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     wall = time.monotonic() - progress.start
     text = (f'{tables(runs)}\n\nDigitPairsLT: {groups_note(MODELS[1][2])}. '
             f'Test split: 10 pairs per class (top-1 = class mean). Wall '
-            f'time {_clock(wall)}{mode}.\n')
+            f'time {clock(wall)}{mode}.\n')
     results = dict(
         dataset='DigitPairsLT', seeds=args.seeds, quick=args.quick,
-        wall_time_s=round(wall, 1), seed_wall_time_s=seconds, runs={str(s): r for s, r in runs.items()})
+        wall_time_s=round(wall, 1), seed_wall_time_s=seconds,
+        runs={str(s): r for s, r in runs.items()})
     os.makedirs(args.work_dir, exist_ok=True)
     with open(osp.join(args.work_dir, 'results.md'), 'w') as f:
         f.write(text)

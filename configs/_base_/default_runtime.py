@@ -24,6 +24,8 @@ default_hooks = dict(
     # SIGTERM / SIGUSR1 (Slurm preemption, time limit): save iter_N.pth after
     # the iteration in progress, exit 75; `--resume` continues mid-epoch.
     # `interval=N` adds a checkpoint every N iterations (docs/data_loading.md).
+    # Epoch-based runs need train_cfg type='ResumableEpochBasedTrainLoop'
+    # (the schedules' default), which stops and resumes mid-epoch.
     preemption=dict(type='PreemptionCheckpointHook'),
 )
 

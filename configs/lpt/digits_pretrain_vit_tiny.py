@@ -1,5 +1,5 @@
 # Training config of the shipped stand-in for large-scale pretraining
-# (lpt_mmpretrain/datasets/standins/digits_vit_tiny.pth, see its .json): a
+# (lpt_mmpretrain/checkpoints/standins/digits_vit_tiny.pth, see its .json): a
 # tiny ViT trained (all weights, cross-entropy) on single digits, the
 # balanced `pretrain` split of DigitsLT, each image drawn three ways: full
 # size, and at half size in the left or the right half (where DigitPairsLT
@@ -69,7 +69,8 @@ optim_wrapper = dict(
 param_scheduler = [
     dict(type='CosineAnnealingLR', T_max=max_epochs, by_epoch=True)
 ]
-train_cfg = dict(by_epoch=True, max_epochs=max_epochs, val_interval=10)
+train_cfg = dict(type='ResumableEpochBasedTrainLoop', max_epochs=max_epochs,
+                 val_interval=10)
 val_cfg = dict()
 test_cfg = dict()
 

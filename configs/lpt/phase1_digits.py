@@ -10,7 +10,7 @@ _base_ = [
 tiny_vit = dict(
     embed_dims=64, num_layers=6, num_heads=4, feedforward_channels=128)
 # The shipped stand-in (sha256-checked when loaded): the same weights on
-# every machine. See lpt_mmpretrain/datasets/digits_standin.py.
+# every machine. See lpt_mmpretrain/checkpoints/standin.py.
 pretrained = 'standin://digits_vit_tiny'
 
 model = dict(
@@ -45,7 +45,8 @@ param_scheduler = [
         end=max_epochs,
         convert_to_iter_based=True),
 ]
-train_cfg = dict(by_epoch=True, max_epochs=max_epochs, val_interval=10)
+train_cfg = dict(type='ResumableEpochBasedTrainLoop', max_epochs=max_epochs,
+                 val_interval=10)
 val_cfg = dict()
 test_cfg = dict()
 

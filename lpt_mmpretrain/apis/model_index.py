@@ -11,13 +11,14 @@ MMPretrain's own APIs know the models of ``configs/lpt/metafile.yml``::
     ...                   pretrained='work_dirs/phase2_digits/epoch_40.pth')
     >>> inference_model(model, 'digit.png')['pred_class']
 """
+import copy
 import os.path as osp
 from typing import List, Optional
 
 from mmpretrain.apis import ModelHub
+from modelindex.models.Model import Model
 
-from ..models.classifiers.model_index_mixin import (ModelIndexMixin,
-                                                    metainfo_of_config)
+from ..models.classifiers.model_index_mixin import ModelIndexMixin
 
 __all__ = [
     'MODEL_INDEX', 'REPO_ROOT', 'ModelIndexMixin', 'lpt_model_names',
@@ -29,7 +30,36 @@ __all__ = [
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 MODEL_INDEX = osp.join(REPO_ROOT, 'model-index.yml')
 
+# What mmpretrain.inference_model reads to pick ImageClassificationInferencer.
+TASK = 'Image Classification'
+
 _registered: List[str] = []
+
+
+def metainfo_of_config(filename: Optional[str]) -> Model:
+    """The registered model-index entry whose ``Config`` is ``filename``.
+
+    A config that no index lists (a user's own) gets an entry with only
+    ``Task: Image Classification``: every LPT model is a classifier.
+
+    Args:
+        filename (str, optional): A config file path.
+
+    Returns:
+        modelindex.models.Model.Model: A copy of the entry.
+    """
+    if filename:
+        path = osp.abspath(filename)
+        for metainfo in ModelHub._models_dict.values():
+            if metainfo.config == path:
+                return copy.deepcopy(metainfo)
+    return Model(name=None,
+                 results=[dict(task=TASK, dataset=None, metrics=None)],
+                 config=filename)
+
+
+# LPTClassifier (ModelIndexMixin) answers `_metainfo` from this index.
+ModelIndexMixin.find_metainfo = staticmethod(metainfo_of_config)
 
 
 def register_lpt_models(model_index: str = MODEL_INDEX,

@@ -1,7 +1,7 @@
 """Many LPT tasks on one frozen backbone, in one forward pass per batch.
 
 An LPT task is its prompt-only file (shared prompt, optional prompt pool and
-keys, head; see :mod:`lpt_mmpretrain.engine.prompt_checkpoint`): the ViT is
+keys, head; see :mod:`lpt_mmpretrain.checkpoints.prompt_only`): the ViT is
 frozen, so every task trained on the same pretrained ViT can share it. See
 ``docs/deployment.md``.
 """
@@ -23,10 +23,9 @@ from mmpretrain.models.utils.attention import MultiheadAttention
 from mmpretrain.registry import MODELS, TRANSFORMS
 from mmpretrain.structures import DataSample
 
-from ..engine.prompt_checkpoint import (backbone_fingerprint,
-                                        is_prompt_checkpoint)
-from ..models.backbones.lpt_vision_transformer import (FINGERPRINT_KEY,
-                                                       SOURCE_KEY)
+from ..checkpoints import (FINGERPRINT_KEY, SOURCE_KEY, backbone_fingerprint,
+                           is_prompt_checkpoint, recorded_fingerprint,
+                           recorded_source)
 from ..models.classifiers.lpt_classifier import LPTClassifier
 
 __all__ = ['MultiTaskInferencer', 'masked_block']
@@ -201,7 +200,7 @@ class MultiTaskInferencer:
                 '(PromptCheckpointHook), or save_prompt_checkpoint(model, '
                 'file, meta).')
         meta, state = ckpt['meta'], dict(ckpt['state_dict'])
-        self._check_fingerprint(meta, filename)
+        self._check_fingerprint(ckpt, filename)
         model_cfg = meta.get('model')
         if not isinstance(model_cfg, dict) or 'head' not in model_cfg:
             raise ValueError(
@@ -260,10 +259,10 @@ class MultiTaskInferencer:
         if self._data_preprocessor_cfg is None:
             self._data_preprocessor_cfg = model_cfg.get('data_preprocessor')
 
-    def _check_fingerprint(self, meta: dict, filename: str) -> None:
+    def _check_fingerprint(self, ckpt: dict, filename: str) -> None:
         if not self.check_fingerprint:
             return
-        recorded = meta.get('backbone_fingerprint')
+        recorded = recorded_fingerprint(ckpt)
         if recorded is None:
             raise ValueError(
                 f'{filename} records no backbone fingerprint, so it cannot be '
@@ -274,7 +273,7 @@ class MultiTaskInferencer:
             raise ValueError(
                 f'{filename} was trained on another backbone: it records '
                 f'backbone fingerprint {recorded} (checkpoint '
-                f'{meta.get("backbone_checkpoint")}), this backbone has '
+                f'{recorded_source(ckpt)}), this backbone has '
                 f'{self.fingerprint}. Serve it with the backbone it was '
                 'trained with.')
 

@@ -9,6 +9,5 @@ from .imagenet_lt import *  # noqa: F401,F403
 from .inat2018 import *  # noqa: F401,F403
 from .digits_lt import *  # noqa: F401,F403
 from .digit_pairs_lt import *  # noqa: F401,F403
-from .digits_standin import *  # noqa: F401,F403
 from .samplers import *  # noqa: F401,F403
 from .transforms import *  # noqa: F401,F403

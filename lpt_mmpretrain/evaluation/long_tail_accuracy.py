@@ -6,7 +6,8 @@ from mmengine.evaluator import BaseMetric
 from mmengine.logging import print_log
 
 from mmpretrain.registry import METRICS
-from .shot_groups import (per_class_accuracy, shot_group_convention,
+from .shot_groups import (FEW_SHOT_THR, MANY_SHOT_THR, check_shot_thresholds,
+                          per_class_accuracy, shot_group_convention,
                           shot_group_masks)
 
 __all__ = ['LongTailAccuracy']
@@ -67,18 +68,15 @@ class LongTailAccuracy(BaseMetric):
     default_prefix: Optional[str] = 'long_tail'
 
     def __init__(self,
-                 many_shot_thr: int = 100,
-                 few_shot_thr: int = 20,
+                 many_shot_thr: int = MANY_SHOT_THR,
+                 few_shot_thr: int = FEW_SHOT_THR,
                  few_inclusive: bool = False,
                  cls_num_list: Optional[Sequence[int]] = None,
                  collect_device: str = 'cpu',
                  prefix: Optional[str] = None) -> None:
         super().__init__(collect_device=collect_device, prefix=prefix)
-        if few_shot_thr >= many_shot_thr:
-            raise ValueError(
-                f'LongTailAccuracy: few_shot_thr ({few_shot_thr}) must be '
-                f'smaller than many_shot_thr ({many_shot_thr}); the usual '
-                'values are 20 and 100.')
+        check_shot_thresholds(many_shot_thr, few_shot_thr,
+                              'LongTailAccuracy: ')
         self.many_shot_thr = many_shot_thr
         self.few_shot_thr = few_shot_thr
         self.few_inclusive = few_inclusive

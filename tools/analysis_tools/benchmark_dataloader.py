@@ -16,12 +16,12 @@ import tempfile
 import cv2
 
 import lpt_mmpretrain  # noqa: F401  (registers the transforms)
-from lpt_mmpretrain.data_tools.loader_benchmark import (SIZES,
-                                                        available_backends,
-                                                        benchmark_pipeline,
-                                                        training_pipeline,
-                                                        write_jpegs)
-from lpt_mmpretrain.data_tools.resize import resize_dataset
+
+sys.path.append(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from lpt_tools.data.loader_benchmark import (  # noqa: E402  (tools/)
+    SIZES, available_backends, benchmark_pipeline, training_pipeline,
+    write_jpegs)
+from lpt_tools.data.resize import resize_dataset  # noqa: E402
 
 
 def main() -> int:

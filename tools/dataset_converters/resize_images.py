@@ -10,7 +10,8 @@ import argparse
 import os
 import sys
 
-from lpt_mmpretrain.data_tools.resize import resize_dataset
+sys.path.append(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from lpt_tools.data.resize import resize_dataset  # noqa: E402  (tools/)
 
 
 def main() -> int:

@@ -19,12 +19,124 @@ Needs ``pip install open_clip_torch``; downloads nothing.
 """
 import argparse
 import os.path as osp
-from typing import List, Optional
+from typing import Dict, List, Optional, Sequence
 
+import torch
+import torch.nn.functional as F
+
+from lpt_mmpretrain.checkpoints import load_clip_state_dict
 from lpt_mmpretrain.engine.compat.checkpoint import atomic_torch_save
-from lpt_mmpretrain.models.utils.clip_convert import (
-    CLIP_TEXT_TEMPLATE, build_open_clip_text_model, clip_text_embeddings,
-    load_clip_state_dict)
+
+# LIFT's prompt for the text initialisation of the classifier.
+CLIP_TEXT_TEMPLATE = 'a photo of a {}.'
+
+
+def build_open_clip_text_model(model_name: str,
+                               state_dict: Dict[str, torch.Tensor],
+                               quick_gelu: bool = False,
+                               with_proj: bool = True):
+    """Build an open_clip model and load its text tower from a checkpoint.
+
+    Nothing is downloaded: the model is built with ``pretrained=None`` and
+    filled from ``state_dict``. Every text-tower tensor (and, with
+    ``with_proj``, the image projection ``visual.proj``) must be there with
+    the model's shape; the rest of the image tower is not needed.
+
+    Args:
+        model_name (str): An open_clip model name (``'ViT-B-16'``) or the
+            path of an open_clip model config ``.json``.
+        state_dict (dict): A whole CLIP state dict (OpenAI or open_clip
+            names).
+        quick_gelu (bool): Build with QuickGELU, as OpenAI's weights need
+            (open_clip's ``force_quick_gelu``). Defaults to False.
+        with_proj (bool): Also load ``visual.proj``. Defaults to True.
+
+    Returns:
+        tuple: ``(model, tokenizer)``.
+    """
+    try:
+        import open_clip
+    except ImportError as e:
+        raise ImportError('CLIP text embeddings need open_clip: pip install '
+                          'open_clip_torch') from e
+    if model_name.endswith('.json'):
+        from pathlib import Path
+        open_clip.add_model_config(model_name)
+        model_name = Path(model_name).stem
+    if model_name not in open_clip.list_models():
+        raise ValueError(f'Unknown open_clip model {model_name!r}: give a '
+                         'name from open_clip.list_models() or the path of '
+                         'a model config .json.')
+    model = open_clip.create_model(
+        model_name, pretrained=None, force_quick_gelu=quick_gelu)
+    own = model.state_dict()
+    wanted = [
+        k for k in own if not k.startswith('visual.')
+        and k not in ('logit_scale', 'logit_bias')
+    ]
+    if with_proj:
+        wanted.append('visual.proj')
+    for key in wanted:
+        if key not in state_dict:
+            raise ValueError(
+                f"Key '{key}' of the {model_name} text tower is missing from "
+                'the checkpoint: pass the whole CLIP checkpoint of this '
+                'model (or fix the model name).')
+        if state_dict[key].shape != own[key].shape:
+            raise ValueError(
+                f"Key '{key}' has shape {tuple(state_dict[key].shape)} in "
+                f'the checkpoint but {tuple(own[key].shape)} in '
+                f'{model_name}: the model name does not match the '
+                'checkpoint.')
+    model.load_state_dict({k: state_dict[k] for k in wanted}, strict=False)
+    return model, open_clip.get_tokenizer(model_name)
+
+
+@torch.no_grad()
+def clip_text_embeddings(clip_model: torch.nn.Module,
+                         tokenizer,
+                         class_names: Sequence[str],
+                         template: str = CLIP_TEXT_TEMPLATE,
+                         image_space: bool = True) -> torch.Tensor:
+    """LIFT's text initialisation of a cosine classifier.
+
+    Each class name (``_`` read as a space) fills ``template``; the text
+    tower's L2-normalised embedding is, with ``image_space``, mapped back
+    through the image projection (``e @ proj.T``) and normalised again, so it
+    lives where the backbone feature (``ln_post`` on the CLS token, before
+    the projection) does, as LIFT does for CLIP ViTs.
+
+    Args:
+        clip_model (nn.Module): An open_clip ``CLIP`` model with weights.
+        tokenizer (callable): Its tokenizer (``open_clip.get_tokenizer``).
+        class_names (Sequence[str]): Names in label order.
+        template (str): Prompt with one ``{}``. Defaults to
+            ``'a photo of a {}.'``.
+        image_space (bool): Map to the image tower's width (C) instead of
+            the joint embedding (D). Defaults to True.
+
+    Returns:
+        torch.Tensor: (num_classes, C) or, without ``image_space``,
+        (num_classes, D) unit rows.
+    """
+    if not class_names:
+        raise ValueError('No class names given.')
+    if template.count('{}') != 1:
+        raise ValueError(
+            f"template must contain '{{}}' once, got {template!r}.")
+    clip_model.eval()
+    prompts = [template.format(name.replace('_', ' ')) for name in class_names]
+    device = next(clip_model.parameters()).device
+    emb = F.normalize(clip_model.encode_text(tokenizer(prompts).to(device)),
+                      dim=-1)  # (K, D)
+    if image_space:
+        proj = getattr(clip_model.visual, 'proj', None)
+        if proj is None:
+            raise ValueError(
+                'image_space=True needs the image projection visual.proj; '
+                'this model has none. Use image_space=False.')
+        emb = F.normalize(emb @ proj.t(), dim=-1)  # (K, C)
+    return emb.float().cpu()
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:

@@ -4,12 +4,15 @@ name each bad file with the fix; exit 1 if any is bad.
     python tools/misc/verify_dataset.py CONFIG [--workers N] [--out FILE]
 """
 import argparse
+import os.path as osp
 import sys
 
 from mmengine.config import Config, DictAction
 
 import lpt_mmpretrain  # noqa: F401  (registers the data sets)
-from lpt_mmpretrain.data_tools.verify import verify_config
+
+sys.path.append(osp.dirname(osp.dirname(osp.abspath(__file__))))
+from lpt_tools.data.verify import verify_config  # noqa: E402  (tools/)
 
 
 def main() -> int:

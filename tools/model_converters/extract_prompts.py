@@ -12,7 +12,8 @@ from mmengine.config import Config, DictAction
 from mmpretrain.registry import MODELS
 from mmpretrain.utils import register_all_modules
 
-from lpt_mmpretrain.engine.prompt_checkpoint import export_prompt_checkpoint
+from lpt_mmpretrain.checkpoints import (export_prompt_checkpoint,
+                                        prompt_only_path)
 
 
 def main():
@@ -26,7 +27,7 @@ def main():
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
     register_all_modules(init_default_scope=True)
-    out = args.out or osp.splitext(args.checkpoint)[0] + '_prompts.pth'
+    out = args.out or prompt_only_path(args.checkpoint)
     export_prompt_checkpoint(MODELS.build(cfg.model), args.checkpoint, out)
     print(f'Wrote {out} ({osp.getsize(out) / 2**20:.2f} MiB).')
 

@@ -15,10 +15,10 @@ import argparse
 import os.path as osp
 from typing import List, Optional
 
+from lpt_mmpretrain.checkpoints import (convert_timm_vit,
+                                        is_timm_vit_state_dict,
+                                        load_state_dict_file)
 from lpt_mmpretrain.engine.compat.checkpoint import atomic_torch_save
-from lpt_mmpretrain.models.utils.timm_convert import (convert_timm_vit,
-                                                      is_timm_vit_state_dict,
-                                                      load_state_dict_file)
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:

@@ -26,7 +26,8 @@ param_scheduler = [
         by_epoch=True),
 ]
 
-train_cfg = dict(by_epoch=True, max_epochs=max_epochs, val_interval=5)
+train_cfg = dict(type='ResumableEpochBasedTrainLoop', max_epochs=max_epochs,
+                 val_interval=5)
 val_cfg = dict()
 test_cfg = dict()
 

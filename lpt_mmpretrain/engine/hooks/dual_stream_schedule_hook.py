@@ -59,8 +59,9 @@ class DualStreamScheduleHook(Hook):
         if isinstance(getattr(runner, 'train_loop', None), IterBasedTrainLoop):
             raise ValueError(
                 'DualStreamScheduleHook follows epochs, but the training loop '
-                'is iteration based. Use train_cfg=dict(by_epoch=True, '
-                'max_epochs=...) or remove the hook.')
+                'is iteration based. Use an epoch-based loop, '
+                "train_cfg=dict(type='ResumableEpochBasedTrainLoop', "
+                'max_epochs=...) (or by_epoch=True), or remove the hook.')
         model = runner.model
         if is_model_wrapper(model):
             model = model.module

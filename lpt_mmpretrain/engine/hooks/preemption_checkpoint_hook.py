@@ -1,19 +1,18 @@
 """Checkpoints that survive preemption: on a signal, save at the next
-iteration boundary and exit; optionally save every N iterations; resume in
-the middle of an epoch."""
-import itertools
+iteration boundary, stop and exit 75; optionally save every N iterations."""
 import os.path as osp
 import signal
 import sys
-import types
-from typing import Iterator, List, Optional, Sequence, Sized, Union
+from typing import List, Optional, Sequence, Union
 
 import torch
 from mmengine.dist import all_reduce, get_world_size, is_main_process
 from mmengine.fileio import get_file_backend
 from mmengine.hooks import Hook
-from mmengine.logging import print_log
+from mmengine.runner import EpochBasedTrainLoop
 from mmpretrain.registry import HOOKS
+
+from ..runner.resumable_train_loop import ResumableEpochBasedTrainLoop
 
 __all__ = ['PreemptionCheckpointHook', 'EXIT_PREEMPTED']
 
@@ -23,22 +22,6 @@ DATA_BATCH = Optional[Union[dict, tuple, list]]
 #: sysexits.h ("temporary failure, retry"); tools/slurm_train.sh requeues
 #: the job on it.
 EXIT_PREEMPTED = 75
-
-
-class _SkipFirst:
-    """A sampler that yields ``sampler``'s items from position ``skip`` on,
-    while reporting ``sampler``'s full length (the loop's and the logger's
-    iterations per epoch stay those of a whole epoch)."""
-
-    def __init__(self, sampler: Sized, skip: int) -> None:
-        self.sampler = sampler
-        self.skip = skip
-
-    def __iter__(self) -> Iterator:
-        return itertools.islice(iter(self.sampler), self.skip, None)
-
-    def __len__(self) -> int:
-        return len(self.sampler)
 
 
 class _IgnoreSignalsInWorker:
@@ -58,42 +41,9 @@ class _IgnoreSignalsInWorker:
             signal.signal(sig, signal.SIG_IGN)
 
 
-def _run_epoch_from(loop, start: int) -> None:
-    """MMEngine's ``EpochBasedTrainLoop.run_epoch``, starting at batch
-    ``start`` of the epoch: the sampler skips the items of the batches the
-    interrupted run trained on (nothing is loaded for them) and the hooks
-    get the true in-epoch ``batch_idx``."""
-    runner = loop.runner
-    runner.call_hook('before_train_epoch')
-    runner.model.train()
-    batch_sampler = getattr(loop.dataloader, 'batch_sampler', None)
-    if batch_sampler is not None and hasattr(batch_sampler, 'sampler'):
-        sampler = batch_sampler.sampler
-        batch_sampler.sampler = _SkipFirst(sampler,
-                                           start * batch_sampler.batch_size)
-        batches = enumerate(loop.dataloader, start=start)
-    else:  # a batch sampler we cannot look into: load and drop the batches
-        print_log(
-            f'PreemptionCheckpointHook: the dataloader has no '
-            f'`batch_sampler.sampler`; loading and dropping the {start} '
-            'batches already trained on.',
-            logger='current')
-        sampler = None
-        batches = itertools.islice(enumerate(loop.dataloader), start, None)
-    try:
-        for idx, data_batch in batches:
-            loop.run_iter(idx, data_batch)
-    finally:
-        if sampler is not None:
-            batch_sampler.sampler = sampler
-    runner.call_hook('after_train_epoch')
-    loop._epoch += 1
-
-
 @HOOKS.register_module()
 class PreemptionCheckpointHook(Hook):
-    """Save a resumable checkpoint on SIGTERM (preemption) and exit; resume
-    exactly from the middle of an epoch.
+    """Save a resumable checkpoint on SIGTERM (preemption), stop and exit.
 
     - **Signals.** From ``before_train`` on, the ``signals`` (SIGTERM, which
       Slurm sends on preemption and ``scancel`` sends by default, and
@@ -101,25 +51,20 @@ class PreemptionCheckpointHook(Hook):
       only set a flag. After the iteration in progress, every rank agrees on
       the flag (an all-reduce of one number), the checkpoint
       ``iter_{N}.pth`` is written (N = iterations done), ``last_checkpoint``
-      points to it, and the next hook call of the loop ends the process with
-      status ``exit_code``, after the other hooks of that iteration (e.g.
-      the prompt-only checkpoint) ran.
+      points to it, and the loop's ``stop_training`` is set: the loop ends
+      after that iteration's hooks (e.g. the prompt-only checkpoint), and
+      the process exits with status ``exit_code`` at ``after_run``.
     - **Iteration checkpoints.** With ``interval > 0``, ``iter_{N}.pth`` is
       also written every ``interval`` iterations; they are kept apart from
       ``CheckpointHook``'s epoch checkpoints: this hook keeps the newest
       ``max_keep_ckpts`` of its own files (its list travels in the
       checkpoint under the message-hub key ``preemption_ckpt_ids``) and
       never touches ``CheckpointHook``'s ``keep_ckpt_ids``.
-    - **Mid-epoch resume.** A checkpoint written during an epoch holds
-      ``epoch`` (the epoch in progress) and ``iter`` (iterations done).
-      MMEngine's ``EpochBasedTrainLoop`` would restart that epoch from its
-      first batch; after ``--resume`` this hook makes the loop continue the
-      epoch at its next batch instead: the sampler skips what was trained
-      (the data sets' samplers are deterministic in ``(seed, epoch)``), and
-      the hooks see the true batch index. Together with ``IterSeedHook`` the
-      resumed run trains on the same batches with the same random numbers
-      as an uninterrupted one; augmentations in dataloader worker processes
-      draw new numbers after a resume (see ``IterSeedHook``).
+
+    The loop must stop between iterations: an epoch-based run needs
+    ``train_cfg = dict(type='ResumableEpochBasedTrainLoop', ...)`` (the
+    configs' schedules), which also continues an epoch at the next batch
+    after ``--resume``; ``IterBasedTrainLoop`` works as it is.
 
     The training dataloader's workers ignore these signals (its
     ``worker_init_fn`` is wrapped), so a signal sent to the whole process
@@ -199,35 +144,19 @@ class PreemptionCheckpointHook(Hook):
             flag = int(flag_t.item())
         return bool(flag)
 
-    # ------------------------------------------------------------ resume
     def before_train(self, runner) -> None:
+        loop = runner.train_loop
+        if isinstance(loop, EpochBasedTrainLoop) and not isinstance(
+                loop, ResumableEpochBasedTrainLoop):
+            raise ValueError(
+                f'PreemptionCheckpointHook: the training loop is a '
+                f'{type(loop).__name__}, which stops only between epochs '
+                'and restarts an interrupted epoch from its first batch. Use '
+                "train_cfg = dict(type='ResumableEpochBasedTrainLoop', "
+                'max_epochs=..., val_interval=...) instead of '
+                '`by_epoch=True`, or remove the hook from default_hooks.')
         self._keep: List[int] = list(
             runner.message_hub.get_info('preemption_ckpt_ids', []))
-        loop = runner.train_loop
-        if getattr(loop, 'max_epochs', None) is not None and \
-                hasattr(loop, 'run_epoch') and runner.iter > 0:
-            per_epoch = len(loop.dataloader)
-            start = runner.iter - runner.epoch * per_epoch
-            if not 0 <= start <= per_epoch:
-                raise RuntimeError(
-                    f'PreemptionCheckpointHook: the resumed checkpoint was '
-                    f'written after {runner.iter} iterations in epoch '
-                    f'{runner.epoch}, but an epoch now has {per_epoch} '
-                    'iterations: the data set, the batch size or the number '
-                    'of GPUs changed since. Resume with the settings of the '
-                    'interrupted run, or start from its last epoch '
-                    'checkpoint with `load_from` instead of `--resume`.')
-            if start > 0:
-                runner.logger.info(
-                    f'PreemptionCheckpointHook: resuming epoch '
-                    f'{runner.epoch + 1} at iteration {start + 1}/'
-                    f'{per_epoch}; the first {start} batches are skipped.')
-
-                def run_once(loop_self):
-                    del loop_self.run_epoch  # back to the class's method
-                    _run_epoch_from(loop_self, start)
-
-                loop.run_epoch = types.MethodType(run_once, loop)
         dataloader = getattr(loop, 'dataloader', None)
         if getattr(dataloader, 'num_workers', 0) > 0 and not isinstance(
                 dataloader.worker_init_fn, _IgnoreSignalsInWorker):
@@ -281,32 +210,18 @@ class PreemptionCheckpointHook(Hook):
                 f'Exiting with status {self.exit_code}; continue with '
                 '`tools/train.py CONFIG --work-dir WORK_DIR --resume`.')
             self._exit_pending = True
+            runner.train_loop.stop_training = True
         elif self.interval > 0 and self.every_n_train_iters(
                 runner, self.interval):
             path = self._save(runner)
             runner.logger.info(
                 f'PreemptionCheckpointHook: iteration checkpoint {path}.')
 
-    def _exit_if_pending(self) -> None:
-        if self._exit_pending:
-            self._restore_handlers()
-            sys.exit(self.exit_code)
-
-    # The loop's next step after the saving iteration: end the process.
-    def before_train_iter(self,
-                          runner,
-                          batch_idx: int,
-                          data_batch: DATA_BATCH = None) -> None:
-        self._exit_if_pending()
-
-    def before_train_epoch(self, runner) -> None:
-        self._exit_if_pending()
-
-    def after_train_epoch(self, runner) -> None:
-        # The epoch's CheckpointHook save (same priority, registered first)
-        # has run; skip the validation that would follow.
-        self._exit_if_pending()
-
     def after_train(self, runner) -> None:
         self._restore_handlers()
-        self._exit_if_pending()
+
+    def after_run(self, runner) -> None:
+        # The loop stopped after the saving iteration and every hook of the
+        # run has finished: end the process with the requeue status.
+        if self._exit_pending:
+            sys.exit(self.exit_code)

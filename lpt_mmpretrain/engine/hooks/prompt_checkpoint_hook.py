@@ -8,7 +8,7 @@ from mmengine.dist import master_only
 from mmengine.hooks import Hook
 from mmpretrain.registry import HOOKS
 
-from ..prompt_checkpoint import save_prompt_checkpoint
+from ...checkpoints import prompt_only_path, save_prompt_checkpoint
 
 __all__ = ['PromptCheckpointHook']
 
@@ -33,7 +33,7 @@ class PromptCheckpointHook(Hook):
     After MMEngine's ``CheckpointHook`` saves ``epoch_N.pth``, this hook
     writes ``epoch_N{suffix}.pth`` holding only what training changed (shared
     prompt, prompt pool and keys, head; see
-    :mod:`lpt_mmpretrain.engine.prompt_checkpoint`), the fingerprint and path
+    :mod:`lpt_mmpretrain.checkpoints.prompt_only`), the fingerprint and path
     of the frozen backbone, the model config, class names, training class
     counts, and the full checkpoint's epoch and iteration. For ViT-B that is
     a few MB instead of the 330 MB model. Every loader that takes the full
@@ -62,7 +62,7 @@ class PromptCheckpointHook(Hook):
         last = runner.message_hub.get_info('last_ckpt')
         if last is None or last == self._written or not osp.isfile(last):
             return
-        filename = osp.splitext(last)[0] + self.suffix + '.pth'
+        filename = prompt_only_path(last, self.suffix)
         # The full file's own epoch / iteration (memory-mapped: cheap).
         full_meta = torch.load(
             last, map_location='cpu', mmap=True, weights_only=True).get(

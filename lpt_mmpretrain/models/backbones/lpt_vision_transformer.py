@@ -1,27 +1,17 @@
-import math
-import os.path as osp
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
 from mmengine.logging import print_log
-from mmengine.model.weight_init import (PretrainedInit, trunc_normal_,
-                                        update_init_info)
+from mmengine.model.weight_init import trunc_normal_, update_init_info
 from mmpretrain.models.backbones import VisionTransformer
 from mmpretrain.models.utils import resize_pos_embed
 from mmpretrain.registry import MODELS
 
-from ..utils.state_dict_check import (CheckpointMismatchError,
-                                      check_state_dict, decode_text,
-                                      tensors_fingerprint)
-from ..utils.timm_convert import backbone_state_dict, load_state_dict_file
+from ...checkpoints import (PROMPT_KEY, complete_prompt_only,
+                            pretrained_state_dict, split_init_cfg)
 
-__all__ = ['LPTVisionTransformer', 'FINGERPRINT_KEY', 'SOURCE_KEY']
-
-# Backbone state-dict entries of a prompt-only file (uint8 text tensors): the
-# fingerprint and path of the frozen weights it was trained on.
-FINGERPRINT_KEY = 'frozen_fingerprint'
-SOURCE_KEY = 'frozen_source'
+__all__ = ['LPTVisionTransformer']
 
 
 @MODELS.register_module()
@@ -117,7 +107,7 @@ class LPTVisionTransformer(VisionTransformer):
     def _freeze_pretrained(self) -> None:
         # The prompt's flag is left alone: phase 2 freezes it on purpose.
         for name, param in self.named_parameters():
-            if name != 'prompt':
+            if name != PROMPT_KEY:
                 param.requires_grad = False
 
     def train(self, mode: bool = True) -> 'LPTVisionTransformer':
@@ -230,8 +220,7 @@ class LPTVisionTransformer(VisionTransformer):
         if self.is_init:
             super().init_weights()  # logs "called more than once"
             return
-        pretrained = self._pretrained_cfgs()
-        others = [cfg for cfg in self._init_cfgs() if cfg not in pretrained]
+        pretrained, others = split_init_cfg(self.init_cfg)
         original_cfg = self.init_cfg
         self.init_cfg = others or None
         try:
@@ -240,33 +229,16 @@ class LPTVisionTransformer(VisionTransformer):
             self.init_cfg = original_cfg
         self._init_prompt()
         for cfg in pretrained:
-            unknown_args = set(cfg) - {
-                'type', 'checkpoint', 'prefix', 'map_location'
-            }
-            if 'checkpoint' not in cfg or unknown_args:
-                raise ValueError(
-                    "init_cfg of type 'Pretrained' takes checkpoint=..., and "
-                    f'optionally prefix / map_location; got {cfg}.')
             self.load_pretrained(cfg['checkpoint'], cfg.get('prefix'),
                                  cfg.get('map_location', 'cpu'))
         if self.frozen:
             self._freeze_pretrained()
 
-    def _init_cfgs(self) -> List[dict]:
-        cfgs = self.init_cfg
-        return list([cfgs] if isinstance(cfgs, dict) else cfgs or [])
-
-    def _pretrained_cfgs(self) -> List[dict]:
-        return [
-            cfg for cfg in self._init_cfgs()
-            if cfg.get('type') in ('Pretrained', PretrainedInit)
-        ]
-
     @property
     def pretrained_checkpoint(self) -> Optional[str]:
         """The checkpoint of the last ``Pretrained`` ``init_cfg``, if any."""
-        cfgs = self._pretrained_cfgs()
-        return cfgs[-1].get('checkpoint') if cfgs else None
+        pretrained, _ = split_init_cfg(self.init_cfg)
+        return pretrained[-1]['checkpoint'] if pretrained else None
 
     def load_pretrained(self,
                         checkpoint: str,
@@ -274,12 +246,10 @@ class LPTVisionTransformer(VisionTransformer):
                         map_location: str = 'cpu') -> None:
         """Load pretrained ViT weights, verified, keeping the prompt.
 
-        The file is read through MMEngine (or ``safetensors``) and turned
-        into backbone keys by :func:`backbone_state_dict` (MMPretrain ViT,
-        classifier or LPT checkpoints, timm ViT checkpoints). Every backbone
-        tensor except ``prompt`` must be present with a compatible shape
-        (``pos_embed`` may have another grid: it is resized); a ``prompt``
-        in the checkpoint is loaded and must match (L, P, C).
+        The file is read, filtered to backbone keys and checked by
+        :func:`pretrained_state_dict` (MMPretrain ViT, classifier or LPT
+        checkpoints, timm ViT checkpoints; ``pos_embed`` may have another
+        grid: it is resized).
 
         Args:
             checkpoint (str): Path or URL.
@@ -289,33 +259,11 @@ class LPTVisionTransformer(VisionTransformer):
         """
         print_log(
             f'{type(self).__name__}: load from {checkpoint}', logger='current')
-        state_dict, _ = load_state_dict_file(checkpoint, map_location)
-        state_dict = backbone_state_dict(state_dict, prefix, checkpoint)
-        own = self.state_dict()
-        namespaces = {name for name, _ in self.named_children()}
-        namespaces |= set(self._parameters)
-        extra = [k for k in state_dict if k not in own]
-        check_state_dict(
-            own,
-            state_dict,
-            f'Checkpoint {checkpoint}',
-            keys=[k for k in own if k != 'prompt' or k in state_dict],
-            hint=lambda key: self._hint(key, state_dict),
-            shape_ok=lambda key, got, want: key == 'pos_embed' and not self.
-            _pos_embed_problem(got),
-            # Extra tensors inside the backbone's own modules would be
-            # dropped silently and change the output (layer scale, ...).
-            unexpected=[k for k in extra if k.split('.')[0] in namespaces])
-        if extra:
-            print_log(
-                f'Ignored {len(extra)} checkpoint key(s) that are not '
-                f'backbone parameters: {extra[:10]}.',
-                logger='current')
+        state_dict = pretrained_state_dict(self, checkpoint, prefix,
+                                           map_location)
         self._loading_pretrained = True
         try:
-            self.load_state_dict({k: state_dict[k]
-                                  for k in own if k in state_dict},
-                                 strict=False)
+            self.load_state_dict(state_dict, strict=False)
         finally:
             self._loading_pretrained = False
         if hasattr(self, '_params_init_info'):
@@ -323,153 +271,13 @@ class LPTVisionTransformer(VisionTransformer):
                 self,
                 init_info=f'{type(self).__name__}: load from {checkpoint}')
 
-    def frozen_state_dict(self) -> Dict[str, torch.Tensor]:
-        """The pretrained, frozen tensors: the state dict but ``prompt``."""
-        return {k: v for k, v in self.state_dict().items() if k != 'prompt'}
-
-    def frozen_fingerprint(self) -> str:
-        """Fingerprint of :meth:`frozen_state_dict` (64 hex digits)."""
-        return tensors_fingerprint(self.frozen_state_dict())
-
     def _fill_frozen_weights(self, state_dict: dict, prefix: str,
                              *args) -> None:
         """Load-state-dict pre-hook: complete a prompt-only state dict.
 
-        A prompt-only file (see :mod:`lpt_mmpretrain.engine.prompt_checkpoint`)
-        holds no frozen weights but the fingerprint of those it was trained
-        on (``FINGERPRINT_KEY``). They are taken from this backbone when it
-        already holds them, else from its pretrained checkpoint
-        (``init_cfg``, or the path the file records), and must have that
-        fingerprint. So every loader gives the full model's output or an
-        error, never a random backbone.
+        See :func:`complete_prompt_only`: the frozen weights come from this
+        backbone or its pretrained checkpoint, verified by fingerprint, so
+        every loader gives the full model's output or an error.
         """
-        if self._loading_pretrained:
-            return
-        if self.prompt is not None and prefix + 'prompt' not in state_dict:
-            raise CheckpointMismatchError(
-                f'The checkpoint lacks the shared prompt `{prefix}prompt` '
-                'that LPT trains: it is not an LPT checkpoint. A plain '
-                'pretrained ViT goes into model.backbone.init_cfg.')
-        fingerprint = state_dict.pop(prefix + FINGERPRINT_KEY, None)
-        recorded_source = state_dict.pop(prefix + SOURCE_KEY, None)
-        frozen = [k for k in self.state_dict() if k != 'prompt']
-        present = [k for k in frozen if prefix + k in state_dict]
-        if fingerprint is None:
-            if present and len(present) < len(frozen):
-                missing = [k for k in frozen if prefix + k not in state_dict]
-                raise CheckpointMismatchError(
-                    f'The checkpoint holds {len(present)} of the backbone\'s '
-                    f'{len(frozen)} frozen tensors, e.g. it lacks '
-                    f'`{prefix}{missing[0]}`: it is truncated or for another '
-                    'architecture.')
-            if not present:
-                raise CheckpointMismatchError(
-                    'The checkpoint holds no backbone weights and no '
-                    'fingerprint of a backbone: it is neither a full LPT '
-                    'checkpoint nor a prompt-only file written by '
-                    'lpt_mmpretrain >= 0.2 (older prompt-only files: '
-                    're-export them from the full checkpoint with '
-                    'tools/model_converters/extract_prompts.py).')
-            return
-        if present:
-            raise CheckpointMismatchError(
-                'The checkpoint is a prompt-only file but also holds backbone '
-                f'weights (`{prefix}{present[0]}`): it is corrupt; re-save it.')
-        expected = decode_text(fingerprint)
-        recorded_source = (decode_text(recorded_source)
-                           if recorded_source is not None else None)
-        if self.frozen_fingerprint() != expected:
-            self._load_fingerprinted(expected, recorded_source)
-        for key, value in self.frozen_state_dict().items():
-            state_dict[prefix + key] = value
-
-    def _load_fingerprinted(self, expected: str,
-                            recorded_source: Optional[str]) -> None:
-        source = self.pretrained_checkpoint or recorded_source
-        if source is None:
-            raise CheckpointMismatchError(
-                'A prompt-only checkpoint needs the frozen backbone it was '
-                f'trained on (recorded: {recorded_source}), but the model '
-                'names no pretrained checkpoint: set model.backbone.init_cfg='
-                "dict(type='Pretrained', checkpoint=...).")
-        if '://' not in source and not osp.isfile(source):
-            raise FileNotFoundError(
-                f'A prompt-only checkpoint was trained on the backbone '
-                f'{recorded_source} (fingerprint {expected[:16]}...); the '
-                f'model\'s pretrained checkpoint {source} does not exist. '
-                'Make or download it (see the README), or load the full '
-                'checkpoint instead.')
-        self.load_pretrained(source)
-        actual = self.frozen_fingerprint()
-        if actual != expected:
-            raise CheckpointMismatchError(
-                'The prompt-only checkpoint was trained on another backbone: '
-                f'it records {recorded_source} with fingerprint {expected}, '
-                f'but {source} has fingerprint {actual}. Use the backbone it '
-                'was trained on (model.backbone.init_cfg.checkpoint), or its '
-                'full checkpoint.')
-
-    def _pos_embed_problem(self, ckpt_shape: Tuple[int, ...]) -> str:
-        if len(ckpt_shape) != 3 or ckpt_shape[0] != 1:
-            return 'not of shape (1, L, C)'
-        if ckpt_shape[2] != self.embed_dims:
-            return f'width {ckpt_shape[2]} != embed_dims {self.embed_dims}'
-        num_patches = ckpt_shape[1] - self.num_extra_tokens
-        side = math.isqrt(max(num_patches, 0))
-        if num_patches <= 0 or side * side != num_patches:
-            return (f'{ckpt_shape[1]} tokens are not 1 CLS token plus a '
-                    'square grid of patches')
-        return ''
-
-    def _hint(self, key: str, state_dict: Dict[str, torch.Tensor]) -> str:
-        """The likely fix when ``key`` is missing, extra or mis-shaped."""
-        if not any(k.startswith('layers.') for k in state_dict):
-            return ('Likely fix: this is not a ViT checkpoint (MMPretrain '
-                    'VisionTransformer, LPT or timm ViT layout), or init_cfg '
-                    'prefix is wrong.')
-        parts = key.split('.')
-        shape = tuple(state_dict[key].shape) if key in state_dict else None
-        if key == 'prompt':
-            return (f'Likely fix: the model has prompt_length='
-                    f'{self.prompt_length}; set prompt_length and arch to the '
-                    'checkpoint\'s.')
-        if key == 'pos_embed' and shape is not None:
-            return (f'Likely fix: the arch (embed_dims) must match the '
-                    f'checkpoint ({self._pos_embed_problem(shape)}); a ViT '
-                    'pos_embed is (1, 1 + h * w, C) with a square grid.')
-        if key == 'patch_embed.projection.weight' and shape is not None \
-                and len(shape) == 4:
-            return (f'Likely fix: patch size / in_channels: the checkpoint '
-                    f'uses patch_size={shape[2]}, in_channels={shape[1]}.')
-        if key not in self.state_dict():
-            return ('Likely fix: match the checkpoint\'s architecture options '
-                    '(layer_scale_init_value for *gamma*, pre_norm=True for '
-                    'pre_norm.*, arch num_layers for extra layers).')
-        if parts[0] == 'layers' and shape is None:
-            ckpt_layers = _num_layers(state_dict)
-            if int(parts[1]) >= ckpt_layers:
-                return (f'Likely fix: wrong arch: the checkpoint has '
-                        f'{ckpt_layers} layers, the model {self.num_layers}.')
-            if key.endswith('attn.qkv.bias'):
-                return ('Likely fix: the checkpoint has no qkv bias: set '
-                        'qkv_bias=False.')
-            if 'gamma' in key:
-                return ('Likely fix: the checkpoint has no layer scale: set '
-                        'layer_scale_init_value=0.')
-        if parts[0] == 'pre_norm' and shape is None:
-            return ('Likely fix: the checkpoint has no pre-norm: set '
-                    'pre_norm=False.')
-        if parts[0] == 'ln1' and shape is None:
-            return ('Likely fix: the checkpoint has no final norm on the '
-                    'tokens (e.g. a timm average-pooling ViT); LPT needs a '
-                    'CLS-token ViT.')
-        return ('Likely fix: wrong arch (embed_dims / feedforward_channels / '
-                'num_heads) for this checkpoint, or not a ViT checkpoint.')
-
-
-def _num_layers(state_dict: Dict[str, torch.Tensor]) -> int:
-    indices: List[int] = [
-        int(k.split('.')[1]) for k in state_dict
-        if k.startswith('layers.') and k.split('.')[1].isdigit()
-    ]
-    return max(indices) + 1 if indices else 0
+        if not self._loading_pretrained:
+            complete_prompt_only(self, state_dict, prefix)

@@ -1,55 +1,16 @@
-import os.path as osp
 from typing import List, Optional, Tuple
 
 import torch
 from mmengine.logging import print_log
-from mmengine.runner.checkpoint import _load_checkpoint
 from mmpretrain.models.classifiers import ImageClassifier
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
-from ..backbones.lpt_vision_transformer import FINGERPRINT_KEY, SOURCE_KEY
-from ..utils.state_dict_check import check_state_dict
+from ...checkpoints import (check_trained_state, message, phase1_state,
+                            resolve_checkpoint_path)
 from .model_index_mixin import ModelIndexMixin
 
-__all__ = ['LPTClassifier', 'resolve_checkpoint_path']
-
-
-def resolve_checkpoint_path(path: str) -> str:
-    """Turn a work dir into the checkpoint its ``last_checkpoint`` names.
-
-    Args:
-        path (str): A checkpoint file, or a work dir written by MMEngine's
-            ``CheckpointHook``.
-
-    Returns:
-        str: The checkpoint file.
-    """
-    if osp.isdir(path):
-        pointer = osp.join(path, 'last_checkpoint')
-        if not osp.isfile(pointer):
-            raise FileNotFoundError(
-                f'{path} is a directory without a `last_checkpoint` file: '
-                'point `phase1_checkpoint` at the phase-1 checkpoint file '
-                '(e.g. work_dirs/phase1_xxx/epoch_90.pth) or at a finished '
-                'phase-1 work dir.')
-        with open(pointer) as f:
-            path = f.read().strip()
-    if '://' not in path and not osp.isfile(path):
-        raise FileNotFoundError(
-            f'Phase-1 checkpoint {path} does not exist. Train phase 1 first '
-            '(tools/train.py configs/lpt/phase1_xxx.py) or set '
-            '`model.phase1_checkpoint` to its checkpoint.')
-    return path
-
-
-def is_trained_key(key: str) -> bool:
-    """Whether an LPT state-dict key is trained (not the frozen ViT).
-
-    Every key outside the backbone is (prompt pool, keys, head), and the
-    backbone's shared prompt. Prompt-only checkpoints hold exactly these.
-    """
-    return not key.startswith('backbone.') or key == 'backbone.prompt'
+__all__ = ['LPTClassifier']
 
 
 @MODELS.register_module()
@@ -127,20 +88,10 @@ class LPTClassifier(ModelIndexMixin, ImageClassifier):
                  data_preprocessor: Optional[dict] = None,
                  init_cfg: Optional[dict] = None):
         if neck is None and phase1_checkpoint is not None:
-            raise ValueError(
-                'model.phase1_checkpoint is set but the model has no neck: '
-                'phase 1 (no PromptPoolNeck) starts from the pretrained '
-                'backbone alone; add the neck for phase 2 or remove '
-                'phase1_checkpoint.')
+            raise ValueError(message('phase1_without_neck'))
         if neck is not None and phase1_checkpoint is None \
                 and not allow_no_phase1:
-            raise ValueError(
-                'LPT phase 2 starts from a phase-1 checkpoint, but '
-                '`model.phase1_checkpoint` is not set. Train phase 1 first '
-                'and set it to the phase-1 checkpoint or work dir (e.g. '
-                "--cfg-options model.phase1_checkpoint=work_dirs/phase1_xxx), "
-                'or set `model.allow_no_phase1=True` to train phase 2 from '
-                'scratch.')
+            raise ValueError(message('phase2_without_phase1'))
         super().__init__(backbone=backbone,
                          neck=neck,
                          head=head,
@@ -190,85 +141,19 @@ class LPTClassifier(ModelIndexMixin, ImageClassifier):
                 phase-1 work dir.
         """
         filename = resolve_checkpoint_path(checkpoint)
-        ckpt = _load_checkpoint(filename, map_location='cpu')
-        state = ckpt.get('state_dict', ckpt)
-        # Both the shared prompt and the head must come from phase 1.
-        wanted = [
-            k for k in self.state_dict()
-            if k == 'backbone.prompt' or k.startswith('head.')
-        ]
-        check_state_dict(
-            self.state_dict(),
-            state,
-            f'The phase-1 checkpoint {filename}',
-            keys=wanted,
-            hint=lambda key: self._hint(key, state, 'phase1'))
+        state = phase1_state(self, filename)
         with torch.no_grad():
             own = self.state_dict(keep_vars=True)
-            for key in wanted:
-                own[key].copy_(state[key])
+            for key, value in state.items():
+                own[key].copy_(value)
         print_log(
             f'Loaded the shared prompt and head of phase 1 from {filename}.',
             logger='current')
 
     def _check_loaded(self, state_dict: dict, prefix: str, *args) -> None:
-        """Load-state-dict pre-hook: the trained tensors must all fit.
-
-        The frozen backbone tensors are the backbone's own business (it
-        fills them in for a prompt-only file); everything else, trained or
-        unknown, is checked here, so a phase-1 file in a phase-2 model, a
-        head of another class count or a phase-2 file in a phase-1 model
-        fail on every loading path instead of leaving random tensors.
-        """
-        loaded = {
-            k[len(prefix):]: v
-            for k, v in state_dict.items() if k.startswith(prefix)
-        }
-        own = self.state_dict()
-        ignore = {f'backbone.{FINGERPRINT_KEY}', f'backbone.{SOURCE_KEY}'}
-        check_state_dict(
-            own,
-            loaded,
-            'The checkpoint',
-            keys=[k for k in own if is_trained_key(k)],
-            hint=lambda key: self._hint(key, loaded, 'load'),
-            unexpected=[
-                k for k in loaded if k not in own and k not in ignore
-            ])
-
-    def _hint(self, key: str, state: dict, purpose: str) -> str:
-        """The likely fix when a checkpoint's ``key`` does not fit."""
-        own = self.state_dict()
-        if key.startswith('neck.') and key not in own:
-            return ('It is a phase-2 checkpoint (it has a prompt pool) but '
-                    'the model is a phase-1 one: use the phase-2 config.')
-        if key.startswith('neck.') and key not in state:
-            return ('It is a phase-1 checkpoint (no prompt pool): test it '
-                    'with the phase-1 config; phase 2 starts from it through '
-                    '`model.phase1_checkpoint`.')
-        if key.startswith('neck.'):
-            return ('Likely fix: the neck (pool_size, prompt_length) and '
-                    'share_blocks must match the checkpoint\'s config.')
-        if key == 'backbone.prompt':
-            if key not in state:
-                return ('It is not an LPT checkpoint (no shared prompt, which '
-                        'phase 1 trains); a plain pretrained ViT goes into '
-                        'model.backbone.init_cfg instead.')
-            return ('Likely fix: prompt_length x embed_dims of the backbone '
-                    'must match the checkpoint\'s.')
-        if key.startswith('head.') and key in state and key in own:
-            got, want = tuple(state[key].shape), tuple(own[key].shape)
-            if got[1:] == want[1:]:
-                return (f'The checkpoint was trained for {got[0]} classes, '
-                        f'the model has {want[0]}: set model.head.num_classes'
-                        ' (and the data set) to the checkpoint\'s.')
-            return ('Likely fix: num_classes / in_channels of the head must '
-                    'match the checkpoint\'s.')
-        if key.startswith('head.') and purpose == 'phase1':
-            return ('It is not an LPT phase-1 checkpoint for this model '
-                    '(phase 1 trains LPTVisionTransformer.prompt and the '
-                    'head).')
-        return 'Likely fix: use the config the checkpoint was trained with.'
+        """Load-state-dict pre-hook: the trained tensors must all fit
+        (:func:`check_trained_state`), on every loading path."""
+        check_trained_state(self, state_dict, prefix)
 
     def _backbone_trainable(self) -> bool:
         return any(p.requires_grad for p in self.backbone.parameters())

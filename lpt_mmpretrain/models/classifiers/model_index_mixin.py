@@ -1,36 +1,6 @@
-import copy
-import os.path as osp
-from typing import Optional
+from typing import Callable, Optional
 
-from mmpretrain.apis import ModelHub
-from modelindex.models.Model import Model
-
-__all__ = ['ModelIndexMixin', 'metainfo_of_config']
-
-# What mmpretrain.inference_model reads to pick ImageClassificationInferencer.
-TASK = 'Image Classification'
-
-
-def metainfo_of_config(filename: Optional[str]) -> Model:
-    """The registered model-index entry whose ``Config`` is ``filename``.
-
-    A config that no index lists (a user's own) gets an entry with only
-    ``Task: Image Classification``: every LPT model is a classifier.
-
-    Args:
-        filename (str, optional): A config file path.
-
-    Returns:
-        modelindex.models.Model.Model: A copy of the entry.
-    """
-    if filename:
-        path = osp.abspath(filename)
-        for metainfo in ModelHub._models_dict.values():
-            if metainfo.config == path:
-                return copy.deepcopy(metainfo)
-    return Model(name=None,
-                 results=[dict(task=TASK, dataset=None, metrics=None)],
-                 config=filename)
+__all__ = ['ModelIndexMixin']
 
 
 class ModelIndexMixin:
@@ -40,20 +10,27 @@ class ModelIndexMixin:
     is given a config instead of a model name, and ``inference_model`` then
     raises "No available inferencer for the model": it picks the inferencer
     from ``model._metainfo.results[*].task``. Classifiers that inherit this
-    mixin (before ``ImageClassifier``) answer ``_metainfo`` with the
-    model-index entry of ``model._config`` (which ``get_model`` also sets),
-    or an entry naming the task only. A metainfo set explicitly (a model got
-    by name) is kept.
+    mixin (before ``ImageClassifier``) answer ``_metainfo`` with
+    ``find_metainfo(model._config.filename)`` (``get_model`` also sets
+    ``_config``). A metainfo set explicitly (a model got by name) is kept.
+
+    The model index lives above the models: ``lpt_mmpretrain.apis`` sets
+    :attr:`find_metainfo` to its ``metainfo_of_config`` on import (which
+    ``import lpt_mmpretrain`` does), so this floor imports nothing of it.
     """
 
+    #: ``filename -> metainfo``; set by ``lpt_mmpretrain.apis``.
+    find_metainfo: Optional[Callable[[Optional[str]], object]] = None
+
     @property
-    def _metainfo(self) -> Model:
+    def _metainfo(self):
         metainfo = self.__dict__.get('_lpt_metainfo')
-        if metainfo is not None:
+        if metainfo is not None or ModelIndexMixin.find_metainfo is None:
             return metainfo
         config = self.__dict__.get('_config')
-        return metainfo_of_config(getattr(config, 'filename', None))
+        return ModelIndexMixin.find_metainfo(
+            getattr(config, 'filename', None))
 
     @_metainfo.setter
-    def _metainfo(self, value: Optional[Model]) -> None:
+    def _metainfo(self, value) -> None:
         self.__dict__['_lpt_metainfo'] = value

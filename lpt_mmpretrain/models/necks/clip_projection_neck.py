@@ -6,8 +6,7 @@ from mmengine.logging import print_log
 from mmengine.model import BaseModule
 from mmpretrain.registry import MODELS
 
-from ..utils.clip_convert import CLIP_PROJ_KEY
-from ..utils.timm_convert import load_state_dict_file
+from ...checkpoints import CLIP_PROJ_KEY, load_state_dict_file
 
 __all__ = ['CLIPProjectionNeck']
 

@@ -1,4 +1,4 @@
-"""Reading MMEngine's JSON outputs of runs and tabulating them.
+"""Reading MMEngine's JSON outputs of runs and summarising seeds.
 
 Used by ``tools/demo.py``: test metrics come from the JSON file MMEngine's
 ``LoggerHook`` writes after a test (``WORK_DIR/TIMESTAMP/TIMESTAMP.json``),
@@ -14,7 +14,7 @@ import numpy as np
 
 __all__ = [
     'read_test_metrics', 'read_last_scalars', 'training_fraction',
-    'summarise_seeds', 'format_table', 'count_parameters'
+    'summarise_seeds'
 ]
 
 
@@ -105,39 +105,3 @@ def summarise_seeds(runs: Sequence[Dict[str, Dict[str, float]]],
             summary[model][key] = (float(values.mean()), std,
                                    float(values.min()), float(values.max()))
     return summary
-
-
-def format_table(header: Sequence[str], rows: Sequence[Sequence]) -> str:
-    """A markdown table; the first column left-aligned, the others right."""
-    lines = [
-        '| ' + ' | '.join(header) + ' |',
-        '|---|' + '---:|' * (len(header) - 1)
-    ]
-    lines += ['| ' + ' | '.join(str(c) for c in row) + ' |' for row in rows]
-    return '\n'.join(lines)
-
-
-def count_parameters(config: str,
-                     cfg_options: Optional[dict] = None) -> tuple:
-    """``(trainable, total)`` parameters of a config's model.
-
-    Built with random weights: nothing is loaded (an ``LPTClassifier`` is
-    built without its phase-1 checkpoint).
-    """
-    from mmengine.config import Config
-    from mmengine.registry import init_default_scope
-    from mmpretrain.registry import MODELS
-    from mmpretrain.utils import register_all_modules
-
-    register_all_modules(init_default_scope=False)
-    cfg = Config.fromfile(config)
-    if cfg_options:
-        cfg.merge_from_dict(cfg_options)
-    init_default_scope(cfg.get('default_scope', 'mmpretrain'))
-    model_cfg = cfg.model.to_dict()
-    if model_cfg.get('type') == 'LPTClassifier':
-        model_cfg.update(phase1_checkpoint=None, allow_no_phase1=True)
-    model = MODELS.build(model_cfg)
-    params = list(model.parameters())
-    return (sum(p.numel() for p in params if p.requires_grad),
-            sum(p.numel() for p in params))

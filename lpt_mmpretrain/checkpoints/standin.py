@@ -13,17 +13,18 @@ Configs name it ``standin://<name>``, a scheme of MMEngine's
 
 Export a retrained stand-in (this rewrites the checksum)::
 
-    python -m lpt_mmpretrain.datasets.digits_standin \\
+    python tools/model_converters/export_standin.py \\
         work_dirs/digits_pretrain_vit_tiny/epoch_30.pth
 """
-import argparse
 import hashlib
 import json
 import os.path as osp
-from typing import Any, Optional, Sequence
+from typing import Any, Optional
 
 import torch
 from mmengine.runner import CheckpointLoader
+
+from .messages import message
 
 __all__ = [
     'STANDIN_DIR', 'STANDIN_SCHEME', 'standin_files', 'file_sha256',
@@ -51,13 +52,9 @@ def file_sha256(path: str) -> str:
 
 
 def _how_to_make(name: str) -> str:
-    pth, _ = standin_files(name)
-    return (f'Restore the shipped file with `git checkout -- '
-            f'{osp.relpath(pth)} {osp.relpath(pth)[:-4]}.json`, or retrain '
-            f'it: `.venv/bin/python tools/train.py {PRETRAIN_CONFIG}` then '
-            '`.venv/bin/python -m lpt_mmpretrain.datasets.digits_standin '
-            'work_dirs/digits_pretrain_vit_tiny/epoch_30.pth` (other weights, '
-            'so other results than the README\'s).')
+    pth, record = (osp.relpath(p) for p in standin_files(name))
+    return message('standin_remedy', pth=pth, json=record,
+                   config=PRETRAIN_CONFIG)
 
 
 def load_from_standin(filename: str,
@@ -76,16 +73,16 @@ def load_from_standin(filename: str,
     if not osp.isfile(pth) or not osp.isfile(record):
         missing = pth if not osp.isfile(pth) else record
         raise FileNotFoundError(
-            f'{filename}: the stand-in file {missing} is missing. '
-            f'{_how_to_make(name)}')
+            message('standin_missing', uri=filename, path=missing,
+                    remedy=_how_to_make(name)))
     with open(record) as f:
         expected = json.load(f)['sha256']
     actual = file_sha256(pth)
     if actual != expected:
         raise ValueError(
-            f'{filename}: {pth} has sha256 {actual}, but {record} records '
-            f'{expected}: the weights are not the ones the results were made '
-            f'with (a damaged or replaced file). {_how_to_make(name)}')
+            message('standin_changed', uri=filename, path=pth, actual=actual,
+                    record=record, expected=expected,
+                    remedy=_how_to_make(name)))
     return CheckpointLoader.load_checkpoint(pth, map_location=map_location)
 
 
@@ -138,20 +135,3 @@ def export_standin(checkpoint: str,
         json.dump(record, f, indent=2)
         f.write('\n')
     return record
-
-
-def main(argv: Optional[Sequence[str]] = None) -> dict:
-    parser = argparse.ArgumentParser(
-        description='Export a checkpoint of digits_pretrain_vit_tiny.py as '
-        'the shipped stand-in (weights + sha256 record).')
-    parser.add_argument('checkpoint')
-    parser.add_argument('--name', default='digits_vit_tiny')
-    parser.add_argument('--dir', default=STANDIN_DIR)
-    args = parser.parse_args(argv)
-    record = export_standin(args.checkpoint, args.name, args.dir)
-    print(json.dumps(record, indent=2))
-    return record
-
-
-if __name__ == '__main__':
-    main()

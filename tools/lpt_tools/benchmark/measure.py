@@ -1,7 +1,7 @@
-"""What every benchmark measures: step times, peak memory, parameters.
+"""What every benchmark measures: step times, peak memory, tensor bytes.
 
 Times come from ``torch.utils.benchmark.Timer`` (CUDA-synchronised, with
-its thread setting), parameter counts from ``mmengine.analysis``. CPU
+its thread setting); parameter counts from :mod:`lpt_tools.params`. CPU
 memory is only measurable in a fresh process (see :class:`PeakMemory`), so
 :func:`run_isolated` runs a measurement in a forked child. See
 ``docs/benchmark.md``.
@@ -15,21 +15,14 @@ from typing import Callable, List, Optional, Tuple
 
 import torch
 import torch.nn as nn
-from mmengine.analysis import parameter_count
 from torch.utils import benchmark
 
 __all__ = [
-    'MIB', 'count_params', 'time_steps', 'time_autorange', 'PeakMemory',
+    'MIB', 'time_steps', 'time_autorange', 'PeakMemory',
     'run_isolated', 'can_isolate', 'tensor_bytes'
 ]
 
 MIB = 2**20
-
-
-def count_params(model: nn.Module) -> Tuple[int, int]:
-    """(total, trainable) parameter counts; the total by mmengine."""
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    return parameter_count(model)[''], trainable
 
 
 def tensor_bytes(module: nn.Module) -> int:

@@ -7,7 +7,7 @@ from typing import Dict, List, Sequence, Tuple
 
 import torch
 
-from ..apis.export import ScoresModel, export_onnx, make_session
+from lpt_mmpretrain.apis.export import ScoresModel, export_onnx, make_session
 from .lpt import build_model
 from .measure import time_autorange
 

@@ -12,7 +12,7 @@ from mmcv.transforms import Compose
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
-from ..datasets.transforms.checked_loading import decode_image
+from lpt_mmpretrain.datasets.transforms.checked_loading import decode_image
 
 __all__ = ['SIZES', 'write_jpegs', 'available_backends', 'training_pipeline',
            'benchmark_pipeline']

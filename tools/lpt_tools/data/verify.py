@@ -8,8 +8,9 @@ from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
 from mmpretrain.registry import DATASETS
-from ..datasets.transforms.checked_loading import (FIX, ImageDecodeError,
-                                                   decode_image)
+
+from lpt_mmpretrain.datasets.transforms.checked_loading import (
+    FIX, ImageDecodeError, decode_image)
 
 __all__ = ['collect_images', 'find_bad_images', 'verify_config']
 

@@ -13,9 +13,9 @@ import torch
 from mmengine.config import Config
 from mmpretrain.utils import register_all_modules
 
-from .lpt import (BACKWARD_FACTOR, RUNS, SYNTHETIC_MAX_COUNT, build_rows,
-                  expected_speedups, measure, phase1_model_cfg,
+from .lpt import (RUNS, SYNTHETIC_MAX_COUNT, measure, phase1_model_cfg,
                   phase2_model_cfg, static_figures, synthetic_class_counts)
+from .lpt_rows import BACKWARD_FACTOR, build_rows, expected_speedups
 from .measure import can_isolate, run_isolated
 
 __all__ = ['MODES', 'make_setup', 'run_benchmark']

@@ -1,15 +1,14 @@
 """The LPT benchmark: parameters, checkpoint sizes, training and inference
-speed and memory, phase 1 and phase 2 (shared-prefix and naive).
+speed and memory, phase 1 and phase 2 (shared-prefix and naive); the table
+and the expected speed-ups are in :mod:`.lpt_rows`.
 
-The measured quantities, the table's rows and the expected speed-ups are
-described in ``docs/benchmark.md``.
+The measured quantities are described in ``docs/benchmark.md``.
 """
 import copy
 import json
 import os.path as osp
-import statistics
 import tempfile
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import List, Optional, Tuple
 
 import torch
 import torch.nn as nn
@@ -17,17 +16,17 @@ from mmengine.config import Config
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
-from ..datasets.class_counts import exponential_profile
-from ..engine.prompt_checkpoint import save_prompt_checkpoint
-from ..structures import STREAM_CB, STREAM_IB, STREAM_KEY
-from .measure import MIB, PeakMemory, count_params, time_steps
+from lpt_mmpretrain.checkpoints import (frozen_state_dict,
+                                        save_prompt_checkpoint)
+from lpt_mmpretrain.datasets.class_counts import exponential_profile
+from lpt_mmpretrain.structures import STREAM_CB, STREAM_IB, STREAM_KEY
+from ..params import count_params
+from .measure import PeakMemory, time_steps
 
 __all__ = [
-    'RUNS', 'RUN_LABELS', 'PHASE2_ONLY_KEYS', 'AMP_DTYPES',
-    'phase2_model_cfg', 'phase1_model_cfg', 'synthetic_class_counts',
-    'build_model', 'synthetic_batch', 'measure', 'block_flops',
-    'expected_speedups', 'static_figures', 'build_rows', 'format_table',
-    'save_random_backbone'
+    'RUNS', 'PHASE2_ONLY_KEYS', 'AMP_DTYPES', 'phase2_model_cfg',
+    'phase1_model_cfg', 'synthetic_class_counts', 'build_model',
+    'synthetic_batch', 'measure', 'static_figures', 'save_random_backbone'
 ]
 
 # Synthetic long-tailed class counts for A-GCL: CIFAR-100-LT's profile
@@ -36,9 +35,6 @@ SYNTHETIC_MAX_COUNT = 500
 SYNTHETIC_IMBALANCE = 100
 # The spec's optimizer; the values do not change the step time.
 SGD_CFG = dict(lr=0.01, momentum=0.9, weight_decay=0.01)
-# Backward / forward cost of a frozen block (activation gradients only).
-BACKWARD_FACTOR = 1.0
-
 AMP_DTYPES = {'none': None, 'fp16': torch.float16, 'bf16': torch.bfloat16}
 
 # (key, phase, mode, shared_prefix) of every measured run, in table order.
@@ -50,28 +46,10 @@ RUNS = (
     ('phase2_infer_shared', 2, 'infer', True),
     ('phase2_infer_naive', 2, 'infer', False),
 )
-RUN_LABELS = {
-    'phase1_train': 'phase-1 train',
-    'phase2_train_shared': 'phase-2 train, shared-prefix',
-    'phase2_train_naive': 'phase-2 train, naive',
-    'phase1_infer': 'phase-1 inference',
-    'phase2_infer_shared': 'phase-2 inference, shared-prefix',
-    'phase2_infer_naive': 'phase-2 inference, naive',
-}
 # Keys of the phase-2 model config that a phase-1 LPTClassifier (no neck)
 # does not take.
 PHASE2_ONLY_KEYS = ('neck', 'share_blocks', 'match_loss_weight',
                     'phase1_checkpoint', 'allow_no_phase1', 'shared_prefix')
-UNIT_FORMATS = {
-    'params': '{:d}',
-    '%': '{:.3f}',
-    'MiB': '{:.3f}',
-    'img/s': '{:.2f}',
-    'x': '{:.3f}',
-    'ms': '{:.2f}',
-    's': '{:.2f}',
-    'abs': '{:.2e}',
-}
 
 
 # ---------------------------------------------------------------------- #
@@ -142,7 +120,7 @@ def save_random_backbone(model_cfg: dict, filename: str, seed: int) -> dict:
     backbone_cfg = dict(model_cfg['backbone'], init_cfg=None)
     torch.manual_seed(seed)
     backbone = MODELS.build(backbone_cfg)
-    state = {k: v for k, v in backbone.state_dict().items() if k != 'prompt'}
+    state = frozen_state_dict(backbone)
     torch.save(dict(state_dict=state), filename)
     model_cfg['backbone']['init_cfg'] = dict(
         type='Pretrained', checkpoint=filename)
@@ -236,28 +214,6 @@ def measure(setup: dict, phase: int, mode: str, shared_prefix: Optional[bool],
         times_s=times, images=num_images, peak_bytes=peak, setup_bytes=base)
 
 
-def block_flops(tokens: int, embed_dims: int, ffn_dims: int) -> int:
-    """FLOPs of one ViT block on ``tokens`` tokens (docs/benchmark.md)."""
-    return (8 * tokens * embed_dims**2 + 4 * tokens * embed_dims * ffn_dims +
-            4 * tokens**2 * embed_dims)
-
-
-def expected_speedups(geometry: dict,
-                      beta: float = BACKWARD_FACTOR) -> Dict[str, float]:
-    """Naive / shared-prefix cost ratios of phase 2 from block FLOPs."""
-    L, k = geometry['num_layers'], geometry['share_blocks']
-    C, F = geometry['embed_dims'], geometry['ffn_dims']
-    N, P, P2 = (geometry['tokens'], geometry['prompt_length'],
-                geometry['group_prompt_length'])
-    f0, f1 = block_flops(N + P, C, F), block_flops(N + P + P2, C, F)
-    infer_shared = L * f0 + (L - k) * f1
-    infer_naive = infer_shared + k * f0
-    backward = beta * (L - k) * f1
-    return dict(
-        train=(infer_naive + backward) / (infer_shared + backward),
-        infer=infer_naive / infer_shared)
-
-
 def static_figures(setup: dict) -> dict:
     """Parameter counts, checkpoint sizes and the phase-2 geometry."""
     figures = {}
@@ -295,63 +251,3 @@ def static_figures(setup: dict) -> dict:
         group_prompt_length=model.neck.prompt_length,
         num_classes=model.head.num_classes)
     return figures
-
-
-# ---------------------------------------------------------------------- #
-# report
-# ---------------------------------------------------------------------- #
-def build_rows(figures: dict, runs: Dict[str, dict],
-               expected: Dict[str,
-                              float]) -> List[Tuple[str, str, object, str]]:
-    """(key, metric, value, unit) of every table row, in order."""
-    rows = []
-    for phase in (1, 2):
-        total, trainable = figures[f'phase{phase}_params']
-        rows += [
-            (f'phase{phase}_params_total', f'phase-{phase} parameters, total',
-             total, 'params'),
-            (f'phase{phase}_params_trainable',
-             f'phase-{phase} parameters, trainable', trainable, 'params'),
-            (f'phase{phase}_trainable_pct', f'phase-{phase} trainable ratio',
-             100. * trainable / total, '%'),
-        ]
-    prompt_bytes, full_bytes = figures['ckpt_bytes']
-    rows += [
-        ('ckpt_prompt_mib', 'phase-2 prompt-only checkpoint',
-         prompt_bytes / MIB, 'MiB'),
-        ('ckpt_full_mib', 'phase-2 full checkpoint', full_bytes / MIB, 'MiB'),
-        ('ckpt_ratio_pct', 'prompt-only / full checkpoint',
-         100. * prompt_bytes / full_bytes, '%'),
-    ]
-    for key, *_ in RUNS:
-        run, label = runs[key], RUN_LABELS[key]
-        peak, base = run['peak_bytes'], run['setup_bytes']
-        rows += [
-            (f'{key}_img_s', f'{label} throughput',
-             run['images'] / statistics.median(run['times_s']), 'img/s'),
-            (f'{key}_peak_mib', f'{label} peak memory',
-             None if peak is None else peak / MIB, 'MiB'),
-            (f'{key}_extra_mib', f'{label} peak memory above setup',
-             None if peak is None else (peak - base) / MIB, 'MiB'),
-        ]
-    for mode, label in (('train', 'train'), ('infer', 'inference')):
-        shared = statistics.median(runs[f'phase2_{mode}_shared']['times_s'])
-        naive = statistics.median(runs[f'phase2_{mode}_naive']['times_s'])
-        rows += [
-            (f'phase2_{mode}_speedup',
-             f'phase-2 {label} speed-up, shared-prefix over naive, '
-             'measured', naive / shared, 'x'),
-            (f'phase2_{mode}_speedup_expected',
-             f'phase-2 {label} speed-up, shared-prefix over naive, '
-             'expected', expected[mode], 'x'),
-        ]
-    return rows
-
-
-def format_table(rows: Sequence[Tuple[str, str, object, str]]) -> str:
-    """The ``| metric | value | unit |`` markdown table."""
-    lines = ['| metric | value | unit |', '|---|---|---|']
-    for _, metric, value, unit in rows:
-        text = 'n/a' if value is None else UNIT_FORMATS[unit].format(value)
-        lines.append(f'| {metric} | {text} | {unit} |')
-    return '\n'.join(lines)

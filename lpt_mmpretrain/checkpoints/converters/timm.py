@@ -1,21 +1,18 @@
-"""Read ViT checkpoints and map timm's ViT layout to MMPretrain's.
+"""timm's ViT layout -> MMPretrain's (a dict-to-dict converter).
 
 LPT starts from timm's ``vit_base_patch16_224_in21k`` weights; MMPretrain's
-``VisionTransformer`` names the same tensors differently. These helpers are
-shared by :class:`LPTVisionTransformer` (which accepts a timm file directly)
-and ``tools/model_converters/timm_to_mmpretrain.py``.
+``VisionTransformer`` names the same tensors differently. Used by the
+backbone's checkpoint filter (:func:`backbone_state_dict`, so a timm file
+loads directly) and ``tools/model_converters/timm_to_mmpretrain.py``.
 """
 import re
 from collections import OrderedDict
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional
 
 import torch
 from mmengine.logging import print_log
 
-__all__ = [
-    'is_timm_vit_state_dict', 'convert_timm_vit', 'load_state_dict_file',
-    'backbone_state_dict', 'rename_vit_key'
-]
+__all__ = ['is_timm_vit_state_dict', 'convert_timm_vit', 'rename_vit_key']
 
 # timm ``blocks.i.<suffix>`` -> MMPretrain ``layers.i.<suffix>``.
 _BLOCK_MAP = OrderedDict([
@@ -142,99 +139,3 @@ def _convert_key(key: str) -> Optional[str]:
     if key in ('cls_token', 'pos_embed'):
         return key
     return rename_vit_key(key, _BLOCK_KEY, _BLOCK_MAP, _TOP_MAP)
-
-
-def backbone_state_dict(state_dict: Dict[str, torch.Tensor],
-                        prefix: Optional[str] = None,
-                        source: str = 'the checkpoint'
-                        ) -> Dict[str, torch.Tensor]:
-    """The ViT backbone tensors of a checkpoint, in MMPretrain's layout.
-
-    The checkpoint filter of :class:`LPTVisionTransformer`: keeps the keys
-    under ``prefix`` (``'backbone.'`` when the file is a classifier's), then
-    converts timm's layout (:func:`convert_timm_vit`).
-
-    Args:
-        state_dict (dict): A flat state dict.
-        prefix (str, optional): Keep only these keys, without the prefix.
-            Defaults to None (``'backbone.'`` if any key starts with it).
-        source (str): Names the file in messages.
-
-    Returns:
-        dict: ``name -> tensor`` in MMPretrain ``VisionTransformer`` names.
-    """
-    if prefix is None and any(k.startswith('backbone.') for k in state_dict):
-        prefix = 'backbone.'  # an MMPretrain classifier checkpoint
-    if prefix is not None:
-        outside = [k for k in state_dict if not k.startswith(prefix)]
-        state_dict = {
-            k[len(prefix):]: v
-            for k, v in state_dict.items() if k.startswith(prefix)
-        }
-        if not state_dict:
-            raise ValueError(f'No key of {source} starts with prefix '
-                             f'{prefix!r}: fix init_cfg.prefix.')
-        if outside:
-            print_log(
-                f'Ignored {len(outside)} key(s) outside {prefix!r} in '
-                f'{source}, e.g. {outside[:5]}.',
-                logger='current')
-    if is_timm_vit_state_dict(state_dict):
-        print_log(
-            'Detected a timm ViT checkpoint; converting it.', logger='current')
-        state_dict = convert_timm_vit(state_dict)
-    return state_dict
-
-
-def load_state_dict_file(
-    filename: str,
-    map_location: Optional[str] = 'cpu'
-) -> Tuple[Dict[str, torch.Tensor], dict]:
-    """Read a checkpoint and return its flat state dict.
-
-    ``.safetensors`` files are read with the ``safetensors`` package (through
-    MMEngine's file backends, so remote paths work too); everything else goes
-    through MMEngine's ``CheckpointLoader``, so every scheme it supports
-    (local path, ``http(s)://``, ``open-mmlab://``, ...) works. A state dict
-    nested under ``'state_dict'`` or ``'model'`` is unwrapped.
-
-    Args:
-        filename (str): Checkpoint path or URL.
-        map_location (str, optional): Passed to ``torch.load``.
-            Defaults to 'cpu'.
-
-    Returns:
-        tuple[dict, dict]: The state dict and the checkpoint's ``'meta'``
-        (empty when there is none).
-    """
-    if str(filename).endswith('.npz'):
-        raise ValueError(
-            f'{filename}: JAX .npz checkpoints are not supported. Load it '
-            'with timm (timm.create_model(name, pretrained=True, '
-            "pretrained_cfg_overlay=dict(file=...))) and save its "
-            'state_dict(), or use the .safetensors / .bin file of the model.')
-    if str(filename).endswith('.safetensors'):
-        from mmengine.fileio import get
-        from safetensors.torch import load as load_safetensors
-        checkpoint = load_safetensors(get(filename))
-        if map_location not in (None, 'cpu'):
-            checkpoint = {k: v.to(map_location) for k, v in checkpoint.items()}
-    else:
-        from mmengine.runner.checkpoint import _load_checkpoint
-        checkpoint = _load_checkpoint(
-            filename, map_location=map_location, logger='current')
-    if not isinstance(checkpoint, dict):
-        raise ValueError(f'{filename} holds a {type(checkpoint).__name__}, '
-                         'not a state dict or a checkpoint dict.')
-    meta = checkpoint.get('meta', {})
-    meta = meta if isinstance(meta, dict) else {}
-    for wrapper in ('state_dict', 'model'):
-        if isinstance(checkpoint.get(wrapper), dict):
-            checkpoint = checkpoint[wrapper]
-            break
-    tensors = {k: v for k, v in checkpoint.items() if torch.is_tensor(v)}
-    if not tensors:
-        raise ValueError(
-            f'{filename} holds no tensors at the top level nor under '
-            f"'state_dict' / 'model' (found keys {list(checkpoint)[:10]}).")
-    return tensors, meta

@@ -7,8 +7,8 @@ from typing import Dict, List, Sequence, Tuple
 
 import torch
 
-from ..apis.multi_task_inferencer import MultiTaskInferencer
-from ..engine.prompt_checkpoint import save_prompt_checkpoint
+from lpt_mmpretrain.apis.multi_task_inferencer import MultiTaskInferencer
+from lpt_mmpretrain.checkpoints import save_prompt_checkpoint
 from .lpt import build_model, save_random_backbone
 from .measure import MIB, PeakMemory, tensor_bytes, time_steps
 

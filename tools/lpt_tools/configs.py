@@ -1,0 +1,82 @@
+"""What the tools read out of a config: the config itself, its model built
+with random weights, and its training class counts and shot thresholds."""
+from typing import List, Optional, Tuple, Union
+
+import torch.nn as nn
+from mmengine.config import Config
+from mmengine.registry import init_default_scope
+from mmpretrain.registry import DATASETS, METRICS, MODELS
+from mmpretrain.utils import register_all_modules
+
+from lpt_mmpretrain.evaluation import LongTailAccuracy
+
+__all__ = ['load_config', 'build_untrained_model', 'counts_from_config']
+
+
+def load_config(config: Union[str, Config],
+                cfg_options: Optional[dict] = None) -> Config:
+    """``config`` (a file or a Config) with ``cfg_options`` merged in, its
+    default scope set and MMPretrain's modules registered."""
+    register_all_modules(init_default_scope=False)
+    cfg = Config.fromfile(config) if isinstance(config, str) else config
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    init_default_scope(cfg.get('default_scope', 'mmpretrain'))
+    return cfg
+
+
+def build_untrained_model(config: Union[str, Config],
+                          cfg_options: Optional[dict] = None) -> nn.Module:
+    """Build a config's model with random weights: nothing is loaded
+    (``init_weights`` is not called; an ``LPTClassifier`` is built without
+    its phase-1 checkpoint)."""
+    model_cfg = load_config(config, cfg_options).model.to_dict()
+    if model_cfg.get('type') == 'LPTClassifier':
+        model_cfg.update(phase1_checkpoint=None, allow_no_phase1=True)
+    return MODELS.build(model_cfg)
+
+
+def counts_from_config(
+    config: str,
+    cfg_options: Optional[dict] = None
+) -> Tuple[List[int], Optional[List[str]], Optional[Tuple[int, int, bool]]]:
+    """Training class counts, class names and shot thresholds of a config.
+
+    The config's training data set is built without its pipeline and its
+    ``metainfo['cls_num_list']`` read; the thresholds are those of its
+    ``LongTailAccuracy`` test evaluator.
+
+    Args:
+        config (str): A config whose ``train_dataloader`` holds a
+            long-tailed data set.
+        cfg_options (dict, optional): Overrides merged into the config.
+
+    Returns:
+        tuple: ``(counts, classes, thresholds)``; ``thresholds`` is
+        ``(many_shot_thr, few_shot_thr, few_inclusive)``, or None without a
+        ``LongTailAccuracy``.
+    """
+    cfg = load_config(config, cfg_options)
+    dataset_cfg = cfg.train_dataloader.dataset.to_dict()
+    dataset_cfg['pipeline'] = []  # only the annotations are needed
+    dataset = DATASETS.build(dataset_cfg)
+    counts = dataset.metainfo.get('cls_num_list')
+    if counts is None:
+        raise ValueError(
+            f'The training data set of {config} ({type(dataset).__name__}) '
+            "has no metainfo['cls_num_list']: use a long-tailed data set or "
+            'give the counts with --counts.')
+    classes = dataset.metainfo.get('classes')
+
+    thresholds = None
+    evaluators = cfg.get('test_evaluator', None)
+    if isinstance(evaluators, dict):
+        evaluators = [evaluators]
+    for evaluator in evaluators or []:
+        metric = METRICS.build(evaluator)
+        if isinstance(metric, LongTailAccuracy):
+            thresholds = (metric.many_shot_thr, metric.few_shot_thr,
+                          metric.few_inclusive)
+            break
+    return ([int(c) for c in counts],
+            list(classes) if classes is not None else None, thresholds)

@@ -1,0 +1,209 @@
+"""The per-class figures: accuracy against the training class count, and
+the training class counts from head to tail (matplotlib, Agg backend)."""
+import os
+import os.path as osp
+from typing import Optional, Sequence, Tuple
+
+import matplotlib
+
+matplotlib.use('Agg')  # files only, no display
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from lpt_mmpretrain.evaluation import (GROUPS,  # noqa: E402
+                                       shot_group_convention, shot_group_masks)
+
+__all__ = ['plot_accuracy_vs_count', 'plot_class_counts']
+
+# Class-by-class lines are readable up to about this many classes; above it
+# every class is a dot and a moving average is drawn through them.
+MAX_CLASSES_FOR_LINES = 50
+
+
+def _moving_average(values: np.ndarray, window: int) -> np.ndarray:
+    """Centred moving average that ignores NaNs."""
+    valid = ~np.isnan(values)
+    kernel = np.ones(window)
+    sums = np.convolve(np.where(valid, values, 0.), kernel, mode='same')
+    nums = np.convolve(valid.astype(float), kernel, mode='same')
+    with np.errstate(invalid='ignore', divide='ignore'):
+        return sums / nums
+
+
+def plot_accuracy_vs_count(accuracies: Sequence[np.ndarray],
+                           labels: Sequence[str],
+                           counts: Sequence[int],
+                           out: str,
+                           thresholds: Optional[Tuple[int, int, bool]] = None,
+                           classes: Optional[Sequence[str]] = None,
+                           title: Optional[str] = None) -> None:
+    """Per-class accuracy against training count, one series per model.
+
+    Args:
+        accuracies (Sequence[np.ndarray]): Per-class accuracies (%), one
+            (num_classes,) array per model.
+        labels (Sequence[str]): Legend entry of every model.
+        counts (Sequence[int]): Training images of every class.
+        out (str): The PNG file to write.
+        thresholds (tuple, optional): ``(many_shot_thr, few_shot_thr,
+            few_inclusive)``; drawn as the group boundaries. Defaults to
+            None (no boundaries).
+        classes (Sequence[str], optional): Class names, written next to the
+            points when there are few classes. Defaults to None.
+        title (str, optional): Figure title. Defaults to None.
+    """
+    counts = np.asarray(counts, dtype=float)
+    order = np.argsort(counts, kind='stable')
+    num_classes = len(counts)
+    few_classes = num_classes <= MAX_CLASSES_FOR_LINES
+    fig, ax = plt.subplots(figsize=(7.5, 4.8), dpi=120)
+    markers = 'osD^vP*X'
+    for i, (acc, label) in enumerate(zip(accuracies, labels)):
+        acc = np.asarray(acc, dtype=float)
+        mean = np.nanmean(acc)
+        name = f'{label} (class mean {mean:.1f}%)'
+        if few_classes:
+            ax.plot(
+                counts[order],
+                acc[order],
+                marker=markers[i % 8],
+                linewidth=1.5,
+                markersize=6,
+                label=name)
+        else:
+            dots = ax.scatter(counts, acc, s=8, alpha=0.3)
+            window = max(3, num_classes // 20)
+            ax.plot(
+                counts[order],
+                _moving_average(acc[order], window),
+                color=dots.get_facecolor()[0][:3],
+                linewidth=2,
+                label=f'{name}, moving average of {window}')
+    if few_classes and classes is not None:
+        # Class names along the top, at their counts.
+        ax.annotate(
+            'class', (0., 1.),
+            xycoords='axes fraction',
+            xytext=(-4, 3),
+            textcoords='offset points',
+            ha='right',
+            va='bottom',
+            fontsize=8,
+            color='0.35')
+        for c in range(num_classes):
+            ax.annotate(
+                str(classes[c]), (counts[c], 1.0),
+                xycoords=('data', 'axes fraction'),
+                xytext=(0, 3),
+                textcoords='offset points',
+                ha='center',
+                va='bottom',
+                fontsize=8,
+                color='0.35')
+    if thresholds is not None:
+        many, few, few_inclusive = thresholds
+        # Boundaries halfway between integer counts, on the log axis.
+        few_edge = few + 0.5 if few_inclusive else few - 0.5
+        for edge in (few_edge, many + 0.5):
+            ax.axvline(edge, color='0.5', linestyle='--', linewidth=1)
+        lo, hi = counts.min() / 1.3, counts.max() * 1.3
+        ax.set_xlim(lo, hi)
+        for text, left, right in (('few', lo, few_edge), ('medium', few_edge,
+                                                          many + 0.5),
+                                  ('many', many + 0.5, hi)):
+            if left < right and left < hi and right > lo:
+                centre = np.sqrt(max(left, lo) * min(right, hi))
+                ax.text(
+                    centre,
+                    0.02,
+                    text,
+                    ha='center',
+                    va='bottom',
+                    transform=ax.get_xaxis_transform(),
+                    color='0.4',
+                    fontsize=9)
+    ax.set_xscale('log')
+    ax.set_xlabel('training images of the class (log scale)')
+    ax.set_ylabel('test top-1 accuracy of the class (%)')
+    ax.set_ylim(-2, 102)
+    ax.grid(True, which='both', alpha=0.3)
+    ax.legend(loc='lower right', fontsize=9, bbox_to_anchor=(1., 0.08))
+    if title:
+        ax.set_title(title, pad=16 if few_classes and classes else 6)
+    fig.tight_layout()
+    _save(fig, out)
+
+
+def plot_class_counts(counts: Sequence[int],
+                      out: str,
+                      thresholds: Optional[Tuple[int, int, bool]] = None,
+                      classes: Optional[Sequence[str]] = None,
+                      title: Optional[str] = None) -> None:
+    """Bar chart of the training class counts, sorted from head to tail.
+
+    Args:
+        counts (Sequence[int]): Training images of every class.
+        out (str): The PNG file to write.
+        thresholds (tuple, optional): ``(many_shot_thr, few_shot_thr,
+            few_inclusive)``; bars are coloured by group. Defaults to None.
+        classes (Sequence[str], optional): Class names for the x ticks
+            (used up to 50 classes). Defaults to None.
+        title (str, optional): Figure title. Defaults to None.
+    """
+    counts = np.asarray(counts)
+    order = np.argsort(-counts, kind='stable')
+    sorted_counts = counts[order]
+    x = np.arange(len(counts))
+    colors = ['tab:blue'] * len(counts)
+    handles = None
+    if thresholds is not None:
+        masks = shot_group_masks(sorted_counts, *thresholds)
+        ranges = shot_group_convention(*thresholds)
+        group_colors = {
+            'many': 'tab:blue',
+            'medium': 'tab:orange',
+            'few': 'tab:red'
+        }
+        colors = [
+            group_colors[next(g for g in GROUPS if masks[g][i])]
+            for i in range(len(sorted_counts))
+        ]
+        handles = [
+            plt.Rectangle((0, 0),
+                          1,
+                          1,
+                          color=group_colors[g],
+                          label=f'{g} ({ranges[g]}): {int(masks[g].sum())} '
+                          'classes') for g in GROUPS
+        ]
+    fig, ax = plt.subplots(figsize=(7.5, 4.2), dpi=120)
+    if len(counts) <= MAX_CLASSES_FOR_LINES:
+        ax.bar(x, sorted_counts, color=colors)
+        for xi, c in zip(x, sorted_counts):
+            ax.text(xi, c, str(int(c)), ha='center', va='bottom', fontsize=8)
+        if classes is not None:
+            ax.set_xticks(x, [str(classes[i]) for i in order])
+        ax.set_xlabel('class (sorted by training count)')
+    else:
+        ax.bar(x, sorted_counts, color=colors, width=1.0, linewidth=0)
+        ax.set_yscale('log')
+        ax.set_xlabel('class rank (sorted by training count)')
+    ax.set_ylabel('training images')
+    ratio = counts.max() / max(counts.min(), 1)
+    ax.set_title(title or f'Training split: {len(counts)} classes, '
+                 f'{int(counts.sum()):,} images, imbalance {ratio:.1f}')
+    if handles:
+        ax.legend(handles=handles, loc='upper right', fontsize=9)
+    ax.grid(True, axis='y', alpha=0.3)
+    fig.tight_layout()
+    _save(fig, out)
+
+
+def _save(fig, out: str) -> None:
+    if not out.lower().endswith('.png'):
+        raise ValueError(f'{out}: the figures are PNG files; use a .png name.')
+    out_dir = osp.dirname(out)
+    if out_dir:
+        os.makedirs(out_dir, exist_ok=True)
+    fig.savefig(out)
+    plt.close(fig)
