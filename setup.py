@@ -77,7 +77,11 @@ setup(
     extras_require={
         # timm only builds reference models in the tests: the package reads
         # timm checkpoints without it.
-        'tests': ['pytest', 'pytest-timeout', 'timm', 'open_clip_torch'],
+        # pytest-xdist: pytest.ini runs the suite on 2 workers.
+        'tests': [
+            'pytest', 'pytest-timeout', 'pytest-xdist', 'timm',
+            'open_clip_torch'
+        ],
         # ONNX export (tools/deployment/pytorch2onnx.py) and ONNX Runtime.
         'deploy': ['onnx', 'onnxscript', 'onnxruntime'],
         # imdecode_backend='turbojpeg' (also needs the system libturbojpeg;

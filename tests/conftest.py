@@ -10,6 +10,7 @@ os.environ.setdefault('MKL_NUM_THREADS', '1')
 # ---------------------------------------------------------------------------
 # MMPretrain's own tools, as `mim train/test` runs them: the scripts packaged
 # in mmpretrain/.mim/tools, started as subprocesses.
+import contextlib  # noqa: E402
 import glob  # noqa: E402
 import importlib.util  # noqa: E402
 import subprocess  # noqa: E402
@@ -17,6 +18,7 @@ import sys  # noqa: E402
 import tempfile  # noqa: E402
 from pathlib import Path  # noqa: E402
 from types import SimpleNamespace  # noqa: E402
+from unittest import mock  # noqa: E402
 
 import pytest  # noqa: E402
 
@@ -55,28 +57,81 @@ def digits_runs():
     phase 2. Accuracies mean nothing; the files are real. Attributes:
     ``phase1_dir``, ``phase2_dir``, ``phase{1,2}_full`` and
     ``phase{1,2}_prompts`` (the files the runs wrote), ``phase{1,2}_options``
-    (the --cfg-options that point the configs at these runs)."""
-    # Not under pytest's basetemp: other pytest sessions on the machine
-    # prune old basetemps while this session still uses its files.
-    with tempfile.TemporaryDirectory(prefix='digits_runs_') as tmp:
-        yield _train_digits_runs(Path(tmp))
+    (the --cfg-options that point the configs at these runs).
+
+    Trained once per test run: the first pytest-xdist worker that needs the
+    runs trains them under a lock; the others wait and read the same files.
+    Read them, never write them."""
+    root = shared_dir('digits_runs')
+    with _locked(root / '.lock'):
+        if not (root / 'done').exists():
+            runs = _train_digits_runs(root)
+            (root / 'done').touch()
+        else:
+            runs = _digits_runs(root)
+    return runs
+
+
+# Folders that every pytest-xdist worker of this run shares: not under
+# pytest's basetemp (one per worker; other pytest sessions on the machine
+# prune old basetemps), removed when the run ends.
+_SHARED_ENV = 'LPT_TESTS_SHARED_DIR'
+
+
+def pytest_configure(config):
+    # The controller (or the only process) names the folder; the workers
+    # it starts inherit the variable.
+    if not hasattr(config, 'workerinput') and _SHARED_ENV not in os.environ:
+        os.environ[_SHARED_ENV] = tempfile.mkdtemp(prefix='lpt_tests_')
+        config._lpt_shared_dir = os.environ[_SHARED_ENV]
+
+
+def pytest_unconfigure(config):
+    import shutil
+    path = getattr(config, '_lpt_shared_dir', None)
+    if path is not None:
+        shutil.rmtree(path, ignore_errors=True)
+        del os.environ[_SHARED_ENV]
+
+
+def shared_dir(name):
+    """``<the run's shared folder>/name``, created if missing."""
+    path = Path(os.environ[_SHARED_ENV]) / name
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@contextlib.contextmanager
+def _locked(path):
+    """An exclusive lock on ``path`` across the processes of the run."""
+    import fcntl
+    with open(path, 'w') as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _phase_options(root):
+    """The --cfg-options of each phase that point it at the runs in root."""
+    return dict(phase1=[],
+                phase2=[f'model.phase1_checkpoint={root / "phase1"}'])
 
 
 def _train_digits_runs(root):
-    configs = REPO_ROOT / 'configs' / 'lpt'
+    for phase, epochs in (('phase1', 2), ('phase2', 1)):
+        run_packaged_tool('train.py',
+                          REPO_ROOT / 'configs' / 'lpt' / f'{phase}_digits.py',
+                          '--work-dir', root / phase, '--cfg-options',
+                          f'train_cfg.max_epochs={epochs}',
+                          *_phase_options(root)[phase], cwd=root)
+    return _digits_runs(root)
 
-    def train(config, work_dir, *options):
-        run_packaged_tool('train.py', configs / config, '--work-dir',
-                          work_dir, '--cfg-options', *options, cwd=root)
 
-    phase1_options = []
-    phase1_dir = root / 'phase1'
-    train('phase1_digits.py', phase1_dir, 'train_cfg.max_epochs=2',
-          *phase1_options)
-    phase2_options = phase1_options + [f'model.phase1_checkpoint={phase1_dir}']
-    phase2_dir = root / 'phase2'
-    train('phase2_digits.py', phase2_dir, 'train_cfg.max_epochs=1',
-          *phase2_options)
+def _digits_runs(root):
+    phase1_dir, phase2_dir = root / 'phase1', root / 'phase2'
+    options = _phase_options(root)
     return SimpleNamespace(
         root=root,
         phase1_dir=phase1_dir,
@@ -85,8 +140,8 @@ def _train_digits_runs(root):
         phase1_prompts=_newest(str(phase1_dir / '*prompt*.pth')),
         phase2_full=str(phase2_dir / 'epoch_1.pth'),
         phase2_prompts=_newest(str(phase2_dir / '*prompt*.pth')),
-        phase1_options=phase1_options,
-        phase2_options=phase2_options)
+        phase1_options=options['phase1'],
+        phase2_options=options['phase2'])
 
 
 # ---------------------------------------------------------------------------
@@ -113,6 +168,25 @@ def save_random_vit(path, arch=DIGITS_VIT, img_size=32, patch_size=8,
     return vit
 
 
+@contextlib.contextmanager
+def on_meta():
+    """Build models inside this: their tensors are on the ``meta`` device
+    (names, shapes, ``requires_grad``; no storage, no init), so a config
+    check of a ViT-L costs no gigabyte of random floats. ``torch.linspace``
+    stays on the CPU: MMPretrain's ResNet and Swin read their drop-path rates
+    from it with ``.item()``."""
+    import torch
+    linspace = torch.linspace
+
+    def cpu_linspace(*args, **kwargs):
+        kwargs.setdefault('device', 'cpu')
+        return linspace(*args, **kwargs)
+
+    with torch.device('meta'), mock.patch.object(torch, 'linspace',
+                                                 cpu_linspace):
+        yield
+
+
 def run_python(*args, cwd=REPO_ROOT, env=None, check=True, timeout=None):
     """Run ``python ARGS`` (this interpreter, one thread) in ``cwd``; stdout
     and stderr merged into ``.stdout``. With ``check``, a non-zero exit fails
@@ -131,6 +205,95 @@ def run_python(*args, cwd=REPO_ROOT, env=None, check=True, timeout=None):
         raise AssertionError(f'{args} failed ({proc.returncode}):\n'
                              f'{proc.stdout[-6000:]}')
     return proc
+
+
+class Workspace:
+    """A folder for tool runs on the DigitsLT configs: a random tiny ViT
+    (``backbone``), test-only modules that the runs import through
+    ``custom_imports`` (``modules``: ``{name: source}``), configs derived
+    from shipped ones (:meth:`derive`), and the runs' environment (one
+    thread, CPU only, the modules on ``PYTHONPATH``)."""
+
+    def __init__(self, root, modules=None, backbone=True):
+        self.root = Path(root)
+        self.backbone = None
+        if backbone:
+            self.backbone = self.root / 'vit_tiny.pth'
+            save_random_vit(self.backbone)
+        module_dir = self.root / 'modules'
+        module_dir.mkdir()
+        for name, source in (modules or {}).items():
+            (module_dir / f'{name}.py').write_text(source)
+        self.imports = list(modules or {})
+        self.env = dict(
+            os.environ,
+            OMP_NUM_THREADS='1',
+            PYTHONUNBUFFERED='1',
+            # the gloo runs on CPU, also on a machine with a GPU
+            CUDA_VISIBLE_DEVICES='',
+            PYTHON=sys.executable,
+            PYTHONPATH=os.pathsep.join(
+                [str(module_dir), os.environ.get('PYTHONPATH', '')]))
+
+    def derive(self, base, name, hooks=(), extra=''):
+        """Write ``root/name.py``: config ``base`` importing the modules,
+        with ``hooks`` after its own custom hooks, then ``extra`` lines."""
+        from mmengine.config import Config
+        own = [h.to_dict() for h in Config.fromfile(base).custom_hooks]
+        path = self.root / f'{name}.py'
+        path.write_text(
+            f'_base_ = [{str(base)!r}]\n'
+            f'custom_imports = dict(imports={["lpt_mmpretrain"] + self.imports!r}, '
+            'allow_failed_imports=False)\n'
+            f'custom_hooks = {own + list(hooks)!r}\n' + extra)
+        return path
+
+    def run(self, cmd, check=True, **kwargs):
+        """Run ``cmd`` in the folder; stdout and stderr merged into
+        ``.stdout``. With ``check``, a non-zero exit fails the test."""
+        proc = subprocess.run([str(c) for c in cmd],
+                              cwd=self.root,
+                              env=self.env,
+                              stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT,
+                              text=True,
+                              **kwargs)
+        if check:
+            assert proc.returncode == 0, \
+                f'{cmd} failed ({proc.returncode}):\n{proc.stdout[-6000:]}'
+        return proc
+
+    def train(self, config, work_dir, *args, options=(), check=True,
+              **kwargs):
+        """tools/train.py CONFIG --work-dir WORK_DIR --no-validate ARGS
+        --cfg-options OPTIONS (the backbone's, when there is one, first)."""
+        if self.backbone is not None:
+            options = [f'model.backbone.init_cfg.checkpoint={self.backbone}',
+                       *options]
+        return self.run([
+            sys.executable, TOOLS / 'train.py', config, '--work-dir',
+            work_dir, '--no-validate', *args, '--cfg-options', *options
+        ], check=check, **kwargs)
+
+
+def run_tool(name, *argv, cwd=None):
+    """``tools/<name>.py ARGV`` in this process (its ``main()`` reads
+    ``sys.argv``), in ``cwd``; returns what it printed and logged to stdout.
+    For our own tools where the process boundary is not what is tested."""
+    import io
+    import uuid
+    tool = load_tool(name)
+    out = io.StringIO()
+    # MMEngine names a run's logger, visualizer and scope after the config
+    # and the second it starts: two runs in one process and one second would
+    # share them (and the first run's captured stream).
+    argv = [*map(str, argv), '--cfg-options',
+            f'experiment_name={name}_{uuid.uuid4().hex}']
+    with mock.patch.object(sys, 'argv', [f'{name}.py', *argv]), \
+            contextlib.chdir(cwd or os.getcwd()), \
+            contextlib.redirect_stdout(out):
+        tool.main()
+    return out.getvalue()
 
 
 def load_tool(name):

@@ -308,6 +308,7 @@ def test_amp_phase2(device, wrapper_type, dtype, monkeypatch):
     assert {'loss_cb', 'loss_ib', 'loss_match'} <= set(log)
 
 
+@pytest.mark.slow
 def test_train_py_amp_on_cpu(tmp_path):
     """tools/train.py --amp without GPU picks the CPU wrapper: phase 1."""
     torch.manual_seed(0)

@@ -1,6 +1,7 @@
 """Every config parses, names registered components and builds its model.
 
-The ViT-B configs are built (not trained, no weights loaded).
+The models are built on the ``meta`` device: parameter names, shapes and
+``requires_grad`` without allocating weights (no init, no checkpoint read).
 """
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from mmpretrain.registry import (DATA_SAMPLERS, DATASETS, HOOKS, METRICS,
                                  MODELS)
 
 import lpt_mmpretrain  # noqa: F401
+from conftest import on_meta
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = sorted(
@@ -46,7 +48,8 @@ def test_config_builds(path):
     for hook in cfg.get('custom_hooks', []):
         assert HOOKS.get(hook.type) is not None
 
-    model = MODELS.build(cfg.model)  # no init_weights: no checkpoint read
+    with on_meta():  # no init_weights: no checkpoint read
+        model = MODELS.build(cfg.model)
     head = cfg.model.get('head', {})
     if head.get('type') == 'CosineClsHead':
         assert model.head.fc.out_features == head.num_classes
@@ -63,7 +66,8 @@ def test_config_builds(path):
 
 def test_vit_b_phase2_parameter_counts():
     cfg = Config.fromfile(str(ROOT / 'configs/lpt/phase2_places.py'))
-    model = MODELS.build(cfg.model)
+    with on_meta():
+        model = MODELS.build(cfg.model)
     # the counts per tensor are tests/test_benchmark_tools.py's
     # (count_params.py on this config)
     total = sum(p.numel() for p in model.parameters())

@@ -48,9 +48,9 @@ def test_images_are_the_two_digits(pairs):
 def test_no_image_shared_between_splits(pairs):
     train = {i for p in _sources(pairs['train']) for i in p}
     test = {i for p in _sources(pairs['test']) for i in p}
+    pretrain_set = DigitsLT(split='pretrain')  # built once, not per image
     pretrain = set(
-        DigitsLT(split='pretrain').get_data_info(i)['source_idx']
-        for i in range(600))
+        pretrain_set.get_data_info(i)['source_idx'] for i in range(600))
     assert not train & test and not train & pretrain and not test & pretrain
     for d in pairs.values():  # pairs are distinct
         sources = _sources(d)

@@ -13,18 +13,14 @@ gradient of the global mean: the checkpoints must agree up to float rounding.
 """
 import json
 import math
-import os
 import pickle
 import re
 import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 from mmengine.config import Config
-from mmpretrain.models import VisionTransformer
 
 from lpt_mmpretrain.engine import compat
 
@@ -37,8 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 TOOLS = ROOT / 'tools'
 PHASE1 = ROOT / 'configs' / 'lpt' / 'phase1_digits.py'
 PHASE2 = ROOT / 'configs' / 'lpt' / 'phase2_digits.py'
-# the tiny ViT of the digits configs
-from conftest import DIGITS_VIT as TINY  # noqa: E402
+from conftest import Workspace  # noqa: E402
 WORLD = 2
 B = 8  # images per stream per rank
 EPOCHS = 2
@@ -92,89 +87,48 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _derived_config(base: Path, folder: Path) -> Path:
-    """``base`` plus the sample-dumping hook."""
-    hooks = [h.to_dict() for h in Config.fromfile(base).custom_hooks]
-    hooks.append(dict(type='DumpSeenSamplesHook'))
-    path = folder / f'{base.stem}_seen.py'
-    path.write_text(
-        f'_base_ = [{str(base)!r}]\n'
-        'custom_imports = dict(imports=["lpt_mmpretrain", '
-        f'"{HOOK_MODULE}"], allow_failed_imports=False)\n'
-        f'custom_hooks = {hooks!r}\n')
-    return path
-
-
-class Workspace:
-    """A folder with the random backbone, the hook module and the derived
-    configs; runs the tools there."""
+class DistWorkspace(Workspace):
+    """The random backbone and the configs with the sample-dumping hook;
+    trains with tools/train.py or tools/dist_train.sh."""
 
     def __init__(self, root: Path) -> None:
-        self.root = root
-        torch.manual_seed(0)
-        vit = VisionTransformer(arch=TINY, img_size=32, patch_size=8)
-        self.backbone = root / 'vit_tiny.pth'
-        torch.save(dict(state_dict=vit.state_dict()), self.backbone)
-        modules = root / 'modules'
-        modules.mkdir()
-        (modules / f'{HOOK_MODULE}.py').write_text(HOOK_SOURCE)
-        self.env = dict(
-            os.environ,
-            OMP_NUM_THREADS='1',
-            # the 2-rank gloo runs on CPU, also on a machine with one GPU
-            CUDA_VISIBLE_DEVICES='',
-            PYTHON=sys.executable,
-            PYTHONPATH=os.pathsep.join(
-                [str(modules), os.environ.get('PYTHONPATH', '')]))
-        self.phase1 = _derived_config(PHASE1, root)
-        self.phase2 = _derived_config(PHASE2, root)
-
-    def _run(self, cmd) -> str:
-        proc = subprocess.run(
-            [str(c) for c in cmd],
-            cwd=self.root,
-            env=self.env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True)
-        assert proc.returncode == 0, f'{cmd} failed:\n{proc.stdout[-6000:]}'
-        return proc.stdout
-
-    def options(self, *extra, epochs=EPOCHS):
-        return [
-            '--no-validate', '--cfg-options',
-            f'model.backbone.init_cfg.checkpoint={self.backbone}',
-            f'train_cfg.max_epochs={epochs}',
-            'default_hooks.checkpoint.interval=1',
-            'default_hooks.logger.interval=1', *extra
-        ]
+        super().__init__(root, modules={HOOK_MODULE: HOOK_SOURCE})
+        seen = [dict(type='DumpSeenSamplesHook')]
+        self.phase1 = self.derive(PHASE1, 'phase1_digits_seen', hooks=seen)
+        self.phase2 = self.derive(PHASE2, 'phase2_digits_seen', hooks=seen)
 
     def train(self, config, name, *options, procs=1, epochs=EPOCHS):
         """Train with tools/train.py (procs=1) or tools/dist_train.sh;
         returns (log, work dir)."""
         work_dir = self.root / name
+        options = (f'train_cfg.max_epochs={epochs}',
+                   'default_hooks.checkpoint.interval=1',
+                   'default_hooks.logger.interval=1', *options)
         if procs == 1:
-            cmd = [sys.executable, TOOLS / 'train.py', config]
+            out = super().train(config, work_dir, options=options).stdout
         else:
             self.env['PORT'] = str(_free_port())
-            cmd = ['bash', TOOLS / 'dist_train.sh', config, procs]
-        out = self._run(cmd + ['--work-dir', work_dir] +
-                        self.options(*options, epochs=epochs))
+            out = self.run([
+                'bash', TOOLS / 'dist_train.sh', config, procs, '--work-dir',
+                work_dir, '--no-validate', '--cfg-options',
+                f'model.backbone.init_cfg.checkpoint={self.backbone}',
+                *options
+            ]).stdout
         return out, work_dir
 
     def dist_test(self, config, checkpoint, out_file, *options):
         self.env['PORT'] = str(_free_port())
-        return self._run([
+        return self.run([
             'bash', TOOLS / 'dist_test.sh', config, checkpoint, WORLD,
             '--work-dir', self.root / 'test', '--out', out_file,
             '--cfg-options',
             f'model.backbone.init_cfg.checkpoint={self.backbone}', *options
-        ])
+        ]).stdout
 
 
 @pytest.fixture(scope='module')
 def ws(tmp_path_factory):
-    return Workspace(tmp_path_factory.mktemp('distributed'))
+    return DistWorkspace(tmp_path_factory.mktemp('distributed'))
 
 
 @pytest.fixture(scope='module')

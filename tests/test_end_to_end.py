@@ -1,8 +1,10 @@
-"""Phase 1 then phase 2 on DigitsLT through tools/train.py and tools/test.py.
+"""Our tools/test.py and tools/train.py on the LPT DigitsLT configs.
 
-The configs' backbone checkpoint (the demo's pretrained tiny ViT) is replaced
-by a random tiny ViT written here: these runs check the machinery, not the
-accuracy (the demo does that).
+The runs are the session's (conftest ``digits_runs``: phase 1 then phase 2,
+trained by MMPretrain's packaged tools/train.py on the shipped stand-in
+ViT); these tests only read them. The tools run in this process
+(``conftest.run_tool``): their process boundary is what tests/test_tools.py,
+test_distributed.py, test_resume.py and test_preemption.py run.
 """
 import pickle
 import re
@@ -14,13 +16,15 @@ import torch
 from lpt_mmpretrain.engine import compat
 
 ROOT = Path(__file__).resolve().parents[1]
-from conftest import run_python as run  # noqa: E402
-from conftest import save_random_vit  # noqa: E402
+from conftest import run_tool as tool  # noqa: E402
 
 # this process reads the runs' checkpoints as our tools do
 compat.install()
 
-pytestmark = pytest.mark.slow  # subprocess runs
+pytestmark = pytest.mark.slow  # the session's training runs
+
+PHASE1 = ROOT / 'configs' / 'lpt' / 'phase1_digits.py'
+PHASE2 = ROOT / 'configs' / 'lpt' / 'phase2_digits.py'
 
 
 def metrics(stdout):
@@ -30,75 +34,50 @@ def metrics(stdout):
     }
 
 
-@pytest.fixture(scope='module')
-def backbone_ckpt(tmp_path_factory):
-    path = tmp_path_factory.mktemp('pretrained') / 'vit_tiny.pth'
-    save_random_vit(path)
-    return path
+def _load(path):
+    return torch.load(path, map_location='cpu', weights_only=True)
 
 
-@pytest.mark.timeout(900)
-def test_phase1_then_phase2(tmp_path, backbone_ckpt):
-    common = [
-        f'model.backbone.init_cfg.checkpoint={backbone_ckpt}',
-        'train_cfg.max_epochs=2', 'train_cfg.val_interval=2',
-        'default_hooks.checkpoint.interval=1'
-    ]
-    p1, p2 = tmp_path / 'phase1', tmp_path / 'phase2'
-
-    run('tools/train.py', 'configs/lpt/phase1_digits.py', '--work-dir', p1,
-        '--cfg-options', *common)
-    assert (p1 / 'epoch_2.pth').is_file()
-    assert (p1 / 'epoch_2_prompts.pth').is_file()
-
-    out = run('tools/test.py', 'configs/lpt/phase1_digits.py',
-              p1 / 'epoch_2.pth', '--work-dir', tmp_path / 'test1').stdout
-    m1 = metrics(out)
-    assert set(m1) >= {
+@pytest.mark.timeout(600)
+def test_test_py_prints_the_long_tail_metrics(digits_runs, tmp_path):
+    out = tool('test', PHASE1, digits_runs.phase1_full, '--work-dir',
+               tmp_path)
+    assert set(metrics(out)) >= {
         'long_tail/top1', 'long_tail/class_mean', 'long_tail/many',
         'long_tail/medium', 'long_tail/few'
     }, out[-2000:]
 
-    # phase 2 refuses to start without a phase-1 checkpoint
-    proc = run('tools/train.py',
-               'configs/lpt/phase2_digits.py',
-               '--work-dir',
-               tmp_path / 'bad',
-               '--cfg-options',
-               *common,
-               'model.phase1_checkpoint=None',
-               check=False)
-    assert proc.returncode != 0
-    assert 'phase1_checkpoint' in proc.stdout  # stdout and stderr merged
 
-    run('tools/train.py', 'configs/lpt/phase2_digits.py', '--work-dir', p2,
-        '--cfg-options', *common, f'model.phase1_checkpoint={p1}')
-    ckpt = torch.load(p2 / 'epoch_2.pth', map_location='cpu')
-    phase1 = torch.load(p1 / 'epoch_2.pth', map_location='cpu')
-    # the shared prompt came from phase 1 and stayed frozen
-    torch.testing.assert_close(ckpt['state_dict']['backbone.prompt'],
-                               phase1['state_dict']['backbone.prompt'],
+def test_phase2_refuses_to_start_without_phase1(tmp_path):
+    with pytest.raises(ValueError, match='phase1_checkpoint'):
+        tool('train', PHASE2, '--work-dir', tmp_path / 'bad',
+             '--cfg-options', 'model.phase1_checkpoint=None')
+    assert not list(tmp_path.glob('bad/*.pth'))
+
+
+def test_phase2_keeps_the_shared_prompt_of_phase1(digits_runs):
+    phase1 = _load(digits_runs.phase1_full)['state_dict']
+    phase2 = _load(digits_runs.phase2_full)['state_dict']
+    torch.testing.assert_close(phase2['backbone.prompt'],
+                               phase1['backbone.prompt'],
                                atol=0,
                                rtol=0)
 
-    full = run('tools/test.py', 'configs/lpt/phase2_digits.py',
-               p2 / 'epoch_2.pth', '--out', tmp_path / 'full.pkl',
-               '--work-dir', tmp_path / 'test2', '--cfg-options',
-               f'model.backbone.init_cfg.checkpoint={backbone_ckpt}',
-               f'model.phase1_checkpoint={p1}').stdout
-    m2 = metrics(full)
-    assert 'long_tail/few' in m2
 
-    # prompt-only file + pretrained backbone == the full checkpoint
-    prompt_only = p2 / 'epoch_2_prompts.pth'
-    assert prompt_only.stat().st_size < 0.5 * (p2 /
-                                               'epoch_2.pth').stat().st_size
-    small = run('tools/test.py', 'configs/lpt/phase2_digits.py', prompt_only,
-                '--out', tmp_path / 'small.pkl', '--work-dir',
-                tmp_path / 'test3', '--cfg-options',
-                f'model.backbone.init_cfg.checkpoint={backbone_ckpt}',
-                f'model.phase1_checkpoint={p1}').stdout
-    assert metrics(small) == m2
+@pytest.mark.timeout(900)
+def test_test_py_prompt_only_equals_full(digits_runs, tmp_path):
+    """Prompt-only file + pretrained backbone == the full checkpoint."""
+    full_file = Path(digits_runs.phase2_full)
+    prompt_only = Path(digits_runs.phase2_prompts)
+    assert prompt_only.stat().st_size < 0.5 * full_file.stat().st_size
+    out = {}
+    for kind, checkpoint in (('full', full_file), ('small', prompt_only)):
+        out[kind] = metrics(
+            tool('test', PHASE2, checkpoint, '--out',
+                 tmp_path / f'{kind}.pkl', '--work-dir', tmp_path / kind,
+                 '--cfg-options', *digits_runs.phase2_options))
+    assert 'long_tail/few' in out['full']
+    assert out['small'] == out['full']
     with open(tmp_path / 'full.pkl', 'rb') as f:
         preds_full = pickle.load(f)
     with open(tmp_path / 'small.pkl', 'rb') as f:

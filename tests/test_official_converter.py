@@ -343,6 +343,7 @@ def _released_test_transform():
     ])
 
 
+@pytest.mark.slow
 def test_tools_test_gives_the_released_predictions(tmp_path):
     """tools/test.py with the official config on a tiny Places-LT split:
     the released transform and forward give the same scores."""

@@ -117,6 +117,7 @@ def test_full_and_prompt_only_give_the_same_model(checkpoints):
                          inputs))
 
 
+@pytest.mark.slow  # the tool as a process
 def test_pytorch2onnx_tool(checkpoints):
     tmp, files = checkpoints
     config, _, prompts = files[2]

@@ -12,14 +12,12 @@ prompt and head, having logged the same losses.
 import os
 import re
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
-from mmengine.config import Config
 
+from conftest import Workspace
 from lpt_mmpretrain.engine import compat
 from lpt_mmpretrain.engine.hooks.preemption_checkpoint_hook import (
     EXIT_PREEMPTED, PreemptionCheckpointHook)
@@ -30,7 +28,6 @@ compat.install()
 pytestmark = pytest.mark.slow  # subprocess runs
 
 ROOT = Path(__file__).resolve().parents[1]
-TRAIN = ROOT / 'tools' / 'train.py'
 PHASE1 = ROOT / 'configs' / 'lpt' / 'phase1_digits.py'
 EPOCHS = 2
 SIGNAL_EPOCH = 1  # 0-based
@@ -64,58 +61,33 @@ class SigtermProcessGroupHook(Hook):
 '''
 
 
-class Workspace:
+class PreemptionWorkspace(Workspace):
+    """The shipped stand-in backbone and the signalled run's config."""
 
     def __init__(self, root: Path) -> None:
-        self.root = root
-        modules = root / 'modules'
-        modules.mkdir()
-        (modules / f'{HOOK_MODULE}.py').write_text(HOOK_SOURCE)
-        self.env = dict(
-            os.environ,
-            OMP_NUM_THREADS='1',
-            PYTHONPATH=os.pathsep.join(
-                [str(modules), os.environ.get('PYTHONPATH', '')]))
-        hooks = [h.to_dict() for h in Config.fromfile(PHASE1).custom_hooks]
-        hooks.append(
-            dict(
-                type='SigtermProcessGroupHook',
-                epoch=SIGNAL_EPOCH,
-                iter=SIGNAL_ITER))
-        self.signalled = root / 'phase1_signalled.py'
-        self.signalled.write_text(
-            f'_base_ = [{str(PHASE1)!r}]\n'
-            'custom_imports = dict(imports=["lpt_mmpretrain", '
-            f'"{HOOK_MODULE}"], allow_failed_imports=False)\n'
-            f'custom_hooks = {hooks!r}\n'
-            f'default_hooks = dict(preemption=dict(interval={INTERVAL}))\n')
+        super().__init__(root, modules={HOOK_MODULE: HOOK_SOURCE},
+                         backbone=False)
+        self.signalled = self.derive(
+            PHASE1, 'phase1_signalled', hooks=[
+                dict(type='SigtermProcessGroupHook', epoch=SIGNAL_EPOCH,
+                     iter=SIGNAL_ITER)
+            ], extra='default_hooks = dict(preemption=dict('
+            f'interval={INTERVAL}))\n')
 
     def train(self, config, work_dir, *args):
-        cmd = [
-            sys.executable,
-            str(TRAIN),
-            str(config), '--work-dir',
-            str(work_dir), '--no-validate', *args, '--cfg-options',
-            f'train_cfg.max_epochs={EPOCHS}',
-            'train_dataloader.num_workers=1',
-            'default_hooks.checkpoint.interval=1',
-            'default_hooks.logger.interval=1'
-        ]
         # its own process group: the SIGTERM to the group spares pytest
-        return subprocess.run(
-            cmd,
-            cwd=self.root,
-            env=self.env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            start_new_session=True,
-            timeout=600)
+        return super().train(
+            config, work_dir, *args, check=False, options=[
+                f'train_cfg.max_epochs={EPOCHS}',
+                'train_dataloader.num_workers=1',
+                'default_hooks.checkpoint.interval=1',
+                'default_hooks.logger.interval=1'
+            ], start_new_session=True, timeout=600)
 
 
 @pytest.fixture(scope='module')
 def ws(tmp_path_factory):
-    return Workspace(tmp_path_factory.mktemp('preemption'))
+    return PreemptionWorkspace(tmp_path_factory.mktemp('preemption'))
 
 
 @pytest.fixture(scope='module')

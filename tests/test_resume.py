@@ -13,16 +13,11 @@ MMEngine's resume checkpoint.
 The pretrained tiny ViT and the phase-1 checkpoint are random files written
 here: the runs check the machinery, not the accuracy.
 """
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
-from mmengine.config import Config
-from mmpretrain.models import VisionTransformer
 
 from lpt_mmpretrain.engine import compat
 
@@ -32,10 +27,10 @@ compat.install()
 pytestmark = pytest.mark.slow  # subprocess runs
 
 ROOT = Path(__file__).resolve().parents[1]
-TRAIN = ROOT / 'tools' / 'train.py'
 PHASE2 = ROOT / 'configs' / 'lpt' / 'phase2_digits.py'
 # the tiny ViT and the prompt length of the digits configs
 from conftest import DIGITS_VIT as TINY  # noqa: E402
+from conftest import Workspace  # noqa: E402
 PROMPT_LENGTH = 5
 NUM_CLASSES = 10
 EPOCHS = 4
@@ -68,19 +63,15 @@ class InterruptTrainingHook(Hook):
 '''
 
 
-class Workspace:
-    """A folder with the random backbone and phase-1 checkpoint, the hook
-    module and the interrupted run's config; runs tools/train.py there."""
+class ResumeWorkspace(Workspace):
+    """The random backbone, a random phase-1 checkpoint and the interrupted
+    run's config."""
 
     def __init__(self, root: Path) -> None:
-        self.root = root
-        torch.manual_seed(0)
-        vit = VisionTransformer(arch=TINY, img_size=32, patch_size=8)
-        self.backbone = root / 'vit_tiny.pth'
-        torch.save(dict(state_dict=vit.state_dict()), self.backbone)
+        super().__init__(root, modules={HOOK_MODULE: HOOK_SOURCE})
         # what phase 2 takes from phase 1: the shared prompt and the head
         dims, layers = TINY['embed_dims'], TINY['num_layers']
-        self.phase1 = root / 'phase1.pth'
+        self.phase1 = self.root / 'phase1.pth'
         torch.save(
             dict(
                 state_dict={
@@ -88,56 +79,25 @@ class Workspace:
                     0.02 * torch.randn(layers, PROMPT_LENGTH, dims),
                     'head.fc.weight': 0.02 * torch.randn(NUM_CLASSES, dims),
                 }), self.phase1)
-
-        modules = root / 'modules'
-        modules.mkdir()
-        (modules / f'{HOOK_MODULE}.py').write_text(HOOK_SOURCE)
-        self.env = dict(
-            os.environ,
-            OMP_NUM_THREADS='1',
-            PYTHONPATH=os.pathsep.join(
-                [str(modules), os.environ.get('PYTHONPATH', '')]))
         # the phase-2 config plus the interrupting hook
-        hooks = [h.to_dict() for h in Config.fromfile(PHASE2).custom_hooks]
-        hooks.append(
-            dict(
-                type='InterruptTrainingHook', epoch=STOP_EPOCH,
-                iter=STOP_ITER))
-        self.interrupted = root / 'phase2_interrupted.py'
-        self.interrupted.write_text(
-            f'_base_ = [{str(PHASE2)!r}]\n'
-            'custom_imports = dict(imports=["lpt_mmpretrain", '
-            f'"{HOOK_MODULE}"], allow_failed_imports=False)\n'
-            f'custom_hooks = {hooks!r}\n')
+        self.interrupted = self.derive(PHASE2, 'phase2_interrupted', hooks=[
+            dict(type='InterruptTrainingHook', epoch=STOP_EPOCH,
+                 iter=STOP_ITER)
+        ])
 
     def train(self, config, work_dir, *args, check=True):
-        cmd = [
-            sys.executable,
-            str(TRAIN),
-            str(config), '--work-dir',
-            str(work_dir), '--no-validate', *args, '--cfg-options',
-            f'model.backbone.init_cfg.checkpoint={self.backbone}',
-            f'model.phase1_checkpoint={self.phase1}',
-            f'train_cfg.max_epochs={EPOCHS}',
-            'default_hooks.checkpoint.interval=1',
-            'default_hooks.logger.interval=5'
-        ]
-        proc = subprocess.run(
-            cmd,
-            cwd=self.root,
-            env=self.env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True)
-        if check:
-            assert proc.returncode == 0, \
-                f'{cmd} failed:\n{proc.stdout[-6000:]}'
-        return proc
+        return super().train(
+            config, work_dir, *args, check=check, options=[
+                f'model.phase1_checkpoint={self.phase1}',
+                f'train_cfg.max_epochs={EPOCHS}',
+                'default_hooks.checkpoint.interval=1',
+                'default_hooks.logger.interval=5'
+            ])
 
 
 @pytest.fixture(scope='module')
 def ws(tmp_path_factory):
-    return Workspace(tmp_path_factory.mktemp('resume'))
+    return ResumeWorkspace(tmp_path_factory.mktemp('resume'))
 
 
 @pytest.fixture(scope='module')

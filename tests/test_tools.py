@@ -1,8 +1,9 @@
 """Tests of tools/train.py, tools/test.py, tools/dist_*.sh and engine/compat/dist.py.
 
-The tools run as subprocesses on a tiny ViT config (tests/fixtures) over a
-few PNG images written to a temporary folder; the distributed ones run two
-CPU processes with the gloo backend.
+The tools run on a tiny ViT config (tests/fixtures) over a few PNG images
+written to a temporary folder: the single-process ones in this process
+(``conftest.run_tool``), the distributed ones as two CPU processes with the
+gloo backend (tools/dist_*.sh, torchrun).
 """
 import os
 import os.path as osp
@@ -38,6 +39,7 @@ def _free_port() -> int:
 
 
 from conftest import load_tool as _load_tool  # noqa: E402
+from conftest import run_tool  # noqa: E402
 
 
 def _run(cmd, cwd, env=None):
@@ -78,28 +80,22 @@ def workspace(tmp_path_factory):
 
 @pytest.fixture(scope='module')
 def trained(workspace):
-    """One epoch of single-process training; returns (output, work dir)."""
+    """One epoch of single-process training (in this process); returns
+    (output, work dir)."""
     work_dir = workspace / 'work_dirs' / 'single'
-    out = _run([
-        sys.executable,
-        osp.join(TOOLS, 'train.py'), CONFIG, '--work-dir',
-        str(work_dir)
-    ], workspace)
+    out = run_tool('train', CONFIG, '--work-dir', work_dir, cwd=workspace)
     return out, work_dir
 
 
 @pytest.fixture(scope='module')
 def single_preds(trained, workspace):
-    """Single-process test of the epoch-1 checkpoint: (output, dump)."""
+    """Single-process test of the epoch-1 checkpoint (in this process):
+    (output, dump)."""
     _, work_dir = trained
     dump = workspace / 'preds_single.pkl'
-    out = _run([
-        sys.executable,
-        osp.join(TOOLS, 'test.py'), CONFIG,
-        str(work_dir / 'epoch_1.pth'), '--work-dir',
-        str(workspace / 'work_dirs' / 'test_single'), '--out',
-        str(dump)
-    ], workspace)
+    out = run_tool('test', CONFIG, work_dir / 'epoch_1.pth', '--work-dir',
+                   workspace / 'work_dirs' / 'test_single', '--out', dump,
+                   cwd=workspace)
     return out, _load_preds(dump)
 
 
@@ -118,11 +114,8 @@ def test_train_resume_continues(trained, workspace):
     # bare --resume: the last checkpoint of the work dir
     resume_dir = workspace / 'work_dirs' / 'resume'
     shutil.copytree(work_dir, resume_dir)
-    out = _run([
-        sys.executable,
-        osp.join(TOOLS, 'train.py'), CONFIG, '--work-dir',
-        str(resume_dir), '--resume', '--cfg-options', 'train_cfg.max_epochs=2'
-    ], workspace)
+    out = run_tool('train', CONFIG, '--work-dir', resume_dir, '--resume',
+                   '--cfg-options', 'train_cfg.max_epochs=2', cwd=workspace)
     assert 'resumed epoch: 1' in out
     assert 'Epoch(train) [1]' not in out and 'Epoch(train) [2]' in out
     ckpt = torch.load(
