@@ -1,18 +1,46 @@
 from setuptools import find_packages, setup
 
 
-def mmcv_requirement():
-    """Keep a full mmcv when one is installed, else ask for mmcv-lite.
+# The two OpenMMLab stacks this package runs on. Both install the same
+# modules (`mmpretrain`, `mmengine`, `mmcv`) under different distribution
+# names, so a requirement of one stack would install it over the other.
+UPSTREAM = ['mmpretrain>=1.2.0,<1.3.0', 'mmengine>=0.10.7,<1.0.0']
+ONEDL = [  # OneDL's maintained fork
+    'onedl-mmpretrain>=1.3.6,<1.4.0',
+    'onedl-mmengine>=0.10.12,<1.0.0',
+    # not mmcv-lite: it requires the upstream `mmengine` distribution
+    'onedl-mmcv>=2.0.0,<2.4.0',
+]
 
-    Both install the `mmcv` package; asking for mmcv-lite on top of a
-    compiled mmcv would overwrite it.
+
+def installed_distributions():
+    """Names of the distributions installed in the target interpreter.
+
+    Also read from its own site-packages: pip's isolated build environment
+    takes those off ``sys.path``, where ``importlib.metadata`` looks.
     """
-    try:
-        from importlib.metadata import PackageNotFoundError, version
-        version('mmcv')
-        return 'mmcv>=2.0.0,<2.4.0'
-    except PackageNotFoundError:
-        return 'mmcv-lite>=2.0.0,<2.4.0'
+    import sys
+    import sysconfig
+    from importlib.metadata import distributions
+    paths = sys.path + [sysconfig.get_paths()[key]
+                        for key in ('purelib', 'platlib')]
+    return {dist.metadata['Name'].lower().replace('_', '-')
+            for dist in distributions(path=paths)}
+
+
+def openmmlab_requirements():
+    """Requirements of the OpenMMLab stack already installed, else upstream.
+
+    OneDL's stack when ``onedl-mmpretrain`` or ``onedl-mmengine`` provides
+    the module; otherwise upstream's, keeping a full (compiled) ``mmcv`` when
+    one is installed and else asking for mmcv-lite (both install `mmcv`;
+    mmcv-lite over a compiled mmcv would overwrite it).
+    """
+    dists = installed_distributions()
+    if dists & {'onedl-mmpretrain', 'onedl-mmengine'}:
+        return ONEDL
+    mmcv = 'mmcv' if 'mmcv' in dists else 'mmcv-lite'
+    return UPSTREAM + [f'{mmcv}>=2.0.0,<2.4.0']
 
 
 def get_version():
@@ -39,11 +67,9 @@ setup(
     install_requires=[
         'torch>=1.13',
         'torchvision',
-        'mmpretrain>=1.2.0,<1.3.0',
-        'mmengine>=0.10.7,<1.0.0',
-        # mmcv-lite is enough (no compiled ops are used); a full
-        # ``mmcv>=2.0,<2.4`` installed first is kept, see README.
-        mmcv_requirement(),
+        # MMPretrain, MMEngine, MMCV (mmcv-lite is enough: no compiled ops
+        # are used) of upstream or OneDL's stack, see README.
+        *openmmlab_requirements(),
         'numpy',
         'scikit-learn',
         'matplotlib',

@@ -23,11 +23,14 @@ from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 from mmpretrain.utils import register_all_modules
 
-import lpt_mmpretrain  # noqa: F401
+from lpt_mmpretrain.engine import compat
 from lpt_mmpretrain.engine.compat.optimizers import CPUAmpOptimWrapper
 from lpt_mmpretrain.engine.compat.optimizers import \
     cpu_amp_optimizer_wrapper as wrapper_module
 from lpt_mmpretrain.structures import STREAM_KEY
+
+# this process reads tools/train.py's checkpoints as our tools do
+compat.install()
 
 ROOT = Path(__file__).resolve().parents[1]
 from conftest import TINY_VIT as TINY  # noqa: E402

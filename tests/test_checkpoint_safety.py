@@ -11,12 +11,20 @@ from mmengine.runner import CheckpointLoader, Runner, load_checkpoint
 from mmengine.runner.checkpoint import _load_checkpoint
 
 import lpt_mmpretrain.engine.compat.checkpoint as ckpt_mod
+from conftest import REPO_ROOT, run_python
+from lpt_mmpretrain.engine import compat
 from lpt_mmpretrain.engine.compat.checkpoint import (AtomicLocalBackend,
-                                              atomic_torch_save,
-                                              load_from_safe_local,
-                                              register_safe_globals)
+                                                     atomic_torch_save,
+                                                     load_from_safe_local,
+                                                     mmengine_loads_safely,
+                                                     register_safe_globals)
 from mmpretrain.datasets import BaseDataset
 from mmpretrain.registry import DATASETS, HOOKS
+
+# What our tools and the configs' custom_imports do: both tested stacks need
+# the safe loader (MMEngine 0.10.7 refuses its own training checkpoints,
+# OneDL's 0.10.12 falls back to weights_only=False).
+compat.install()
 
 
 @DATASETS.register_module(name='_CkptSafetyToyDataset')
@@ -150,6 +158,7 @@ def test_train_then_resume(tmp_path, monkeypatch, restore_safe_globals):
 
 
 def test_local_scheme_is_ours():
+    assert compat.install() == ('safe_loading', )
     assert (CheckpointLoader._get_checkpoint_loader('/a/b.pth') is
             load_from_safe_local)
     with pytest.raises(FileNotFoundError, match='can not be found'):
@@ -267,3 +276,48 @@ def test_atomic_torch_save(tmp_path):
         atomic_torch_save(dict(w=torch.zeros(1000), f=lambda: 0), target)
     assert torch.equal(torch.load(target)['w'], torch.ones(2))
     assert os.listdir(tmp_path) == ['prompt.pth']
+
+
+def _unsafe_fallback(filename, map_location=None):
+    """OneDL mmengine 0.10.12's way: weights_only=True, else False."""
+    try:
+        return torch.load(filename, map_location=map_location,
+                          weights_only=True)
+    except pickle.UnpicklingError:
+        return torch.load(filename, map_location=map_location,
+                          weights_only=False)
+
+
+def _torch_default(filename, map_location=None):
+    """MMEngine 0.10.7's way: torch.load's default (weights_only=True)."""
+    return torch.load(filename, map_location=map_location)
+
+
+@pytest.mark.parametrize('loader,safe', [(_unsafe_fallback, False),
+                                         (_torch_default, False),
+                                         (load_from_safe_local, True)])
+def test_probe_tells_a_safe_loader(loader, safe, monkeypatch,
+                                   restore_safe_globals):
+    import mmengine.runner.checkpoint as mmengine_checkpoint
+    torch.serialization.clear_safe_globals()
+    if loader is load_from_safe_local:
+        register_safe_globals()
+    monkeypatch.setattr(mmengine_checkpoint, 'load_from_local', loader)
+    assert mmengine_loads_safely() is safe
+
+
+def test_import_patches_nothing_configs_install():
+    """`import lpt_mmpretrain` leaves MMEngine's loader alone; a config of
+    ours (custom_imports) installs the safe one, as in MMPretrain's tools."""
+    code = (
+        'import lpt_mmpretrain\n'
+        'from mmengine.config import Config\n'
+        'from mmengine.runner import CheckpointLoader\n'
+        'name = lambda: CheckpointLoader._get_checkpoint_loader("/a.pth")'
+        '.__module__\n'
+        'print("import:", name())\n'
+        'Config.fromfile("configs/lpt/phase1_digits.py")\n'
+        'print("config:", name())\n')
+    out = run_python('-c', code, cwd=REPO_ROOT).stdout
+    assert 'import: mmengine.runner.checkpoint' in out
+    assert 'config: lpt_mmpretrain.engine.compat.checkpoint' in out

@@ -13,10 +13,13 @@ from pathlib import Path
 import pytest
 import torch
 
-import lpt_mmpretrain  # noqa: F401  (allow-lists checkpoint types)
+from lpt_mmpretrain.engine import compat
 
 ROOT = Path(__file__).resolve().parents[1]
 from conftest import run_tool as tool  # noqa: E402
+
+# this process reads the runs' checkpoints as our tools do
+compat.install()
 
 pytestmark = pytest.mark.slow  # the session's training runs
 

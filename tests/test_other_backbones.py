@@ -21,9 +21,12 @@ from mmpretrain.models.utils import resize_pos_embed
 from mmpretrain.registry import MODELS
 from mmpretrain.utils import register_all_modules
 
-import lpt_mmpretrain  # noqa: F401
 from conftest import on_meta
+from lpt_mmpretrain.engine import compat
 from lpt_mmpretrain.engine.hooks import ClassCountsHook
+
+# this process reads tools/train.py's checkpoints as our tools do
+compat.install()
 
 ROOT = Path(__file__).resolve().parents[1]
 BASELINE_DIR = ROOT / 'configs' / 'lt_baselines'

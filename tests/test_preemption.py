@@ -17,10 +17,13 @@ from pathlib import Path
 import pytest
 import torch
 
-import lpt_mmpretrain  # noqa: F401  (allow-lists the checkpoint types)
 from conftest import Workspace
+from lpt_mmpretrain.engine import compat
 from lpt_mmpretrain.engine.hooks.preemption_checkpoint_hook import (
     EXIT_PREEMPTED, PreemptionCheckpointHook)
+
+# this process reads the runs' checkpoints as our tools do
+compat.install()
 
 pytestmark = pytest.mark.slow  # subprocess runs
 

@@ -19,7 +19,10 @@ from pathlib import Path
 import pytest
 import torch
 
-import lpt_mmpretrain  # noqa: F401  (allow-lists the checkpoint types)
+from lpt_mmpretrain.engine import compat
+
+# this process reads the runs' checkpoints as our tools do
+compat.install()
 
 pytestmark = pytest.mark.slow  # subprocess runs
 

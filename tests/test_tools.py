@@ -328,3 +328,33 @@ def test_setup_cpu_distributed_refuses_gpu_device_ids(cpu_only):
     with pytest.raises(ValueError, match='device_ids'):
         lpt_dist.setup_cpu_distributed(cfg, 'pytorch')
     assert not torch_dist.is_initialized()
+
+
+@pytest.mark.skipif(lpt_dist.has_accelerator(), reason='probes a CPU host')
+def test_host_probes_on_cpu():
+    """Without an accelerator, MMEngine's AmpOptimWrapper cannot be built
+    (MMEngine 0.10.7 and OneDL's 0.10.12 alike), and torch refuses
+    persistent_workers without workers."""
+    from lpt_mmpretrain.engine.compat import mmpretrain_tools as tools_mod
+    assert tools_mod.amp_optim_wrapper_builds() is False
+    assert tools_mod.persistent_workers_need_workers() is True
+
+
+@pytest.mark.parametrize('needed', [True, False])
+def test_host_fixes_follow_their_probes(needed, monkeypatch):
+    """adapt_cfg_to_host changes a config only where a probe finds the fix
+    needed."""
+    from lpt_mmpretrain.engine.compat import mmpretrain_tools as tools_mod
+    monkeypatch.setattr(tools_mod, 'amp_optim_wrapper_builds',
+                        lambda: not needed)
+    monkeypatch.setattr(tools_mod, 'persistent_workers_need_workers',
+                        lambda: needed)
+    cfg = tools_mod.adapt_cfg_to_host(
+        Config(
+            dict(
+                optim_wrapper=dict(type='AmpOptimWrapper'),
+                train_dataloader=dict(num_workers=0,
+                                      persistent_workers=True))))
+    assert cfg.optim_wrapper.type == ('CPUAmpOptimWrapper'
+                                      if needed else 'AmpOptimWrapper')
+    assert cfg.train_dataloader.persistent_workers is not needed

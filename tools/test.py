@@ -14,10 +14,11 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 from mmpretrain.utils import register_all_modules
 
+from lpt_mmpretrain.engine import compat
 from lpt_mmpretrain.engine.compat.dist import (setup_cpu_distributed,
-                                        teardown_distributed)
-from lpt_mmpretrain.engine.compat.mmpretrain_tools import (adapt_cfg_to_host,
-                                                    load_mmpretrain_tool)
+                                               teardown_distributed)
+from lpt_mmpretrain.engine.compat.mmpretrain_tools import (
+    adapt_cfg_to_host, load_mmpretrain_tool)
 
 tool = load_mmpretrain_tool('test')
 parse_args = tool.parse_args
@@ -29,6 +30,7 @@ def merge_args(cfg: Config, args) -> Config:
 
 
 def main():
+    compat.install()
     args = parse_args()
     if args.out is None and args.out_item is not None:
         raise SystemExit('Please use `--out` argument to specify the path of '

@@ -9,10 +9,11 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 from mmpretrain.utils import register_all_modules
 
+from lpt_mmpretrain.engine import compat
 from lpt_mmpretrain.engine.compat.dist import (setup_cpu_distributed,
-                                        teardown_distributed)
-from lpt_mmpretrain.engine.compat.mmpretrain_tools import (adapt_cfg_to_host,
-                                                    load_mmpretrain_tool)
+                                               teardown_distributed)
+from lpt_mmpretrain.engine.compat.mmpretrain_tools import (
+    adapt_cfg_to_host, load_mmpretrain_tool)
 
 tool = load_mmpretrain_tool('train')
 
@@ -32,6 +33,7 @@ def merge_args(cfg: Config, args) -> Config:
 
 
 def main():
+    compat.install()
     args = parse_args()
     cfg = merge_args(Config.fromfile(args.config), args)
 

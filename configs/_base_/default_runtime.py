@@ -1,6 +1,12 @@
 # Runtime settings shared by every lpt_mmpretrain config.
 default_scope = 'mmpretrain'
-custom_imports = dict(imports=['lpt_mmpretrain'], allow_failed_imports=False)
+# lpt_mmpretrain registers the components; its engine.compat.installed makes
+# every MMEngine loader of the process (also in MMPretrain's own tools,
+# get_model, the inferencers) read checkpoints with weights_only=True, where
+# the installed MMEngine does not (lpt_mmpretrain/engine/compat/).
+custom_imports = dict(
+    imports=['lpt_mmpretrain', 'lpt_mmpretrain.engine.compat.installed'],
+    allow_failed_imports=False)
 
 default_hooks = dict(
     timer=dict(type='IterTimerHook'),

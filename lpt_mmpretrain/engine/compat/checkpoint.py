@@ -1,22 +1,26 @@
 """Safe checkpoint loading (``weights_only=True``) and atomic saving.
 
-Importing this module (done by ``import lpt_mmpretrain``):
+:func:`install_safe_loading` (called by :func:`..install` where
+:func:`mmengine_loads_safely` finds MMEngine's own loader lacking):
 
 - allow-lists, for ``torch.load(weights_only=True)``, exactly the non-tensor
-  types MMEngine 0.10.7 writes into a training checkpoint (see
+  types MMEngine writes into a training checkpoint (see
   :func:`register_safe_globals`), so ``--resume`` works under torch >= 2.6;
 - replaces MMEngine's local-file checkpoint loader by
   :func:`load_from_safe_local`, which always loads with ``weights_only=True``
-  and explains a refused file;
-- registers the file backend ``'atomic_local'`` (:class:`AtomicLocalBackend`);
-  configs select it for checkpoints with
-  ``default_hooks.checkpoint.backend_args=dict(backend='atomic_local')``.
+  and explains a refused file.
+
+Importing this module registers the file backend ``'atomic_local'``
+(:class:`AtomicLocalBackend`); configs select it for checkpoints with
+``default_hooks.checkpoint.backend_args=dict(backend='atomic_local')``.
 """
 import contextlib
+import io
 import os
 import os.path as osp
 import pickle
 import re
+import tempfile
 import uuid
 from pathlib import Path
 from typing import Any, BinaryIO, Callable, Iterator, Optional, Union
@@ -29,8 +33,8 @@ from mmengine.logging.history_buffer import HistoryBuffer
 from mmengine.runner import CheckpointLoader
 
 __all__ = [
-    'register_safe_globals', 'load_from_safe_local', 'AtomicLocalBackend',
-    'atomic_torch_save'
+    'register_safe_globals', 'load_from_safe_local', 'mmengine_loads_safely',
+    'install_safe_loading', 'AtomicLocalBackend', 'atomic_torch_save'
 ]
 
 # Statistics methods that ``HistoryBuffer.__getstate__`` pickles; MMEngine
@@ -91,7 +95,7 @@ def register_safe_globals() -> None:
     ``torch.load(weights_only=True)``.
 
     Never loads with ``weights_only=False``: a type outside this list is
-    refused. Idempotent; called when ``lpt_mmpretrain.engine`` is imported.
+    refused. Idempotent; called by :func:`install_safe_loading`.
     """
     torch.serialization.add_safe_globals(_safe_globals())
 
@@ -225,6 +229,54 @@ def atomic_torch_save(obj: Any, path: Union[str, Path]) -> None:
         torch.save(obj, f)
 
 
-register_safe_globals()
-CheckpointLoader.register_scheme(
-    prefixes='', loader=load_from_safe_local, force=True)
+
+class _UnlistedProbe:
+    """A type that no allow-list names: a safe loader refuses a file that
+    holds one (see :func:`mmengine_loads_safely`)."""
+
+
+def mmengine_loads_safely() -> bool:
+    """Whether MMEngine's own loader for local checkpoint files is safe and
+    reads MMEngine's training checkpoints.
+
+    Probes ``mmengine.runner.checkpoint.load_from_local`` on two small files:
+    one holding an object of a type nobody allow-listed (a safe loader
+    refuses it; OneDL's mmengine 0.10.12 retries with ``weights_only=False``
+    and returns it), and one holding what MMEngine's runner saves besides
+    tensors (a ``HistoryBuffer`` of numpy values; MMEngine 0.10.7 under torch
+    >= 2.6 refuses it, so ``--resume`` fails).
+
+    Returns:
+        bool: True if MMEngine refuses the first file and loads the second.
+    """
+    from mmengine.runner.checkpoint import load_from_local
+
+    history = HistoryBuffer()
+    history.update(np.float64(0.5))
+    with tempfile.TemporaryDirectory() as tmp, \
+            contextlib.redirect_stdout(io.StringIO()):  # a fallback's notice
+        unlisted = osp.join(tmp, 'unlisted.pth')
+        torch.save({'meta': _UnlistedProbe()}, unlisted)
+        try:
+            load_from_local(unlisted, map_location='cpu')
+            return False  # it unpickled a type nobody allow-listed
+        except pickle.UnpicklingError:
+            pass
+        training = osp.join(tmp, 'training.pth')
+        torch.save({'message_hub': {'log_scalars': {'loss': history}}},
+                   training)
+        try:
+            load_from_local(training, map_location='cpu')
+        except pickle.UnpicklingError:
+            return False
+    return True
+
+
+def install_safe_loading() -> None:
+    """Make every MMEngine / MMPretrain loader in the process (runner
+    ``load_from`` / ``--resume``, ``load_checkpoint``, ``get_model``) read
+    local checkpoints with :func:`load_from_safe_local`, under the allow-list
+    of :func:`register_safe_globals`. Idempotent."""
+    register_safe_globals()
+    CheckpointLoader.register_scheme(
+        prefixes='', loader=load_from_safe_local, force=True)

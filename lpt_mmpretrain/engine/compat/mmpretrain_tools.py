@@ -9,22 +9,28 @@ behaves the same, and add only:
 
 - ``launcher='pytorch' | 'slurm' | 'mpi'`` on a machine without GPU: a gloo
   process group and CPU DDP (:func:`~lpt_mmpretrain.engine.compat.dist.setup_cpu_distributed`);
-- ``--amp`` without GPU: :class:`CPUAmpOptimWrapper` instead of MMEngine's
-  CUDA-only ``AmpOptimWrapper``;
-- ``persistent_workers=False`` where ``num_workers=0`` (torch refuses the
-  pair, and MMPretrain's ``train.py`` always sets the former);
+- ``--amp`` without GPU: :class:`CPUAmpOptimWrapper` where MMEngine's
+  ``AmpOptimWrapper`` cannot be built (:func:`amp_optim_wrapper_builds`);
+- ``persistent_workers=False`` where ``num_workers=0`` and torch refuses the
+  pair (:func:`persistent_workers_need_workers`; MMPretrain's ``train.py``
+  always sets the former);
 - the test metrics printed one ``name: value`` per line.
 """
+import functools
 import importlib.util
 import os.path as osp
 from types import ModuleType
 
 import mmpretrain
+import torch
 from mmengine.config import Config
+from mmengine.optim import AmpOptimWrapper
+from torch.utils.data import DataLoader
 
-from .dist import has_accelerator
-
-__all__ = ['mmpretrain_tool_path', 'load_mmpretrain_tool', 'adapt_cfg_to_host']
+__all__ = [
+    'mmpretrain_tool_path', 'load_mmpretrain_tool', 'amp_optim_wrapper_builds',
+    'persistent_workers_need_workers', 'adapt_cfg_to_host'
+]
 
 DATALOADER_FIELDS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
 
@@ -63,15 +69,40 @@ def load_mmpretrain_tool(name: str) -> ModuleType:
     return module
 
 
+@functools.lru_cache(maxsize=None)
+def amp_optim_wrapper_builds() -> bool:
+    """Whether MMEngine's ``AmpOptimWrapper`` can be built on this machine
+    (MMEngine 0.10.7 and OneDL's 0.10.12 assert a CUDA, NPU or MLU device).
+    """
+    param = torch.nn.Parameter(torch.zeros(1))
+    try:
+        AmpOptimWrapper(optimizer=torch.optim.SGD([param], lr=0.1))
+    except (AssertionError, RuntimeError):
+        return False
+    return True
+
+
+@functools.lru_cache(maxsize=None)
+def persistent_workers_need_workers() -> bool:
+    """Whether torch refuses ``persistent_workers=True`` with
+    ``num_workers=0`` (torch 2.x raises ``ValueError``)."""
+    try:
+        DataLoader([0], num_workers=0, persistent_workers=True)
+    except ValueError:
+        return True
+    return False
+
+
 def adapt_cfg_to_host(cfg: Config) -> Config:
     """Apply the host fixes listed in the module docstring to ``cfg``."""
     wrapper = cfg.get('optim_wrapper')
     if wrapper is not None and wrapper.get('type') == 'AmpOptimWrapper' \
-            and not has_accelerator():
+            and not amp_optim_wrapper_builds():
         # bf16 autocast on the CPU; MMEngine's wrapper needs a GPU.
         wrapper.type = 'CPUAmpOptimWrapper'
     for field in DATALOADER_FIELDS:
         loader = cfg.get(field)
-        if loader is not None and loader.get('num_workers', 0) == 0:
+        if loader is not None and loader.get('num_workers', 0) == 0 \
+                and persistent_workers_need_workers():
             loader['persistent_workers'] = False
     return cfg

@@ -1,0 +1,13 @@
+"""Importing this module applies :func:`lpt_mmpretrain.engine.compat.install`.
+
+For configs, whose ``custom_imports`` are the one hook that MMPretrain's own
+tools, ``get_model`` and ``ImageClassificationInferencer`` run::
+
+    custom_imports = dict(
+        imports=['lpt_mmpretrain', 'lpt_mmpretrain.engine.compat.installed'])
+
+(``configs/_base_/default_runtime.py`` does this.)
+"""
+from . import install
+
+install()
