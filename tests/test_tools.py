@@ -21,6 +21,7 @@ import torch.distributed as torch_dist
 from mmengine.config import Config
 
 from lpt_mmpretrain.engine.compat import dist as lpt_dist
+from lpt_mmpretrain.engine.compat.checkpoint import load_from_safe_local
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TOOLS = osp.join(REPO, 'tools')
@@ -118,8 +119,7 @@ def test_train_resume_continues(trained, workspace):
                    '--cfg-options', 'train_cfg.max_epochs=2', cwd=workspace)
     assert 'resumed epoch: 1' in out
     assert 'Epoch(train) [1]' not in out and 'Epoch(train) [2]' in out
-    ckpt = torch.load(
-        resume_dir / 'epoch_2.pth', map_location='cpu', weights_only=False)
+    ckpt = load_from_safe_local(str(resume_dir / 'epoch_2.pth'), 'cpu')
     assert ckpt['meta']['epoch'] == 2
 
 
