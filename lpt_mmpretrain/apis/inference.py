@@ -13,6 +13,8 @@ from typing import Dict, List, Optional, Sequence, Union
 import torch
 from mmengine.config import Config
 
+from ..checks import check_min
+
 __all__ = [
     'IMG_EXTENSIONS', 'LPTClassifierInferencer', 'collect_images',
     'load_class_names'
@@ -160,8 +162,7 @@ class LPTClassifierInferencer:
             ``pred_class`` (None without class names), ``pred_score`` and
             ``topk``: a list of ``{'label', 'class', 'score'}``, best first.
         """
-        if topk < 1:
-            raise ValueError(f'topk must be >= 1, got {topk}.')
+        check_min('topk', topk, 1)
         images = collect_images(inputs)
         samples = self.inferencer(images,
                                   return_datasamples=True,

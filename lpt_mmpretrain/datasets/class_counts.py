@@ -1,12 +1,15 @@
 """Per-class training counts: the one home of counting labels, refusing
 classes without a training image, and the exponential long-tailed profile.
 
-Imports nothing but NumPy, so any part of the package (data sets, samplers,
-losses, hooks, tools) can call it without an import cycle.
+Imports nothing but NumPy and the bottom-floor :mod:`lpt_mmpretrain.checks`,
+so any part of the package (data sets, samplers, losses, hooks, tools) can
+call it without an import cycle.
 """
 from typing import List, Optional, Sequence
 
 import numpy as np
+
+from ..checks import check_min
 
 __all__ = ['exponential_profile', 'count_labels', 'check_class_counts']
 
@@ -37,8 +40,7 @@ def exponential_profile(img_max: float, num_classes: int,
     Returns:
         List[int]: The counts, in label order.
     """
-    if num_classes < 1:
-        raise ValueError(f'num_classes must be >= 1, got {num_classes}.')
+    check_min('num_classes', num_classes, 1)
     if imbalance_ratio < 1:
         raise ValueError(
             'imbalance_ratio must be >= 1 (head count / tail count), got '

@@ -4,6 +4,7 @@ import numpy as np
 
 from mmpretrain.datasets import BaseDataset
 from mmpretrain.registry import DATASETS
+from ..checks import check_choice, check_min
 from .digits_lt import compose_digits, partition_digits
 from .long_tail_mixin import LongTailMixin, exponential_profile
 
@@ -79,13 +80,9 @@ class DigitPairsLT(LongTailMixin, BaseDataset):
                  metainfo: Optional[dict] = None,
                  test_mode: bool = False,
                  **kwargs) -> None:
-        if split not in self.splits:
-            raise ValueError(f'DigitPairsLT: split must be one of '
-                             f'{self.splits}, got {split!r}.')
-        if imbalance_ratio < 1:
-            raise ValueError('DigitPairsLT: imbalance_ratio (head count / '
-                             f'tail count) must be >= 1, got '
-                             f'{imbalance_ratio}.')
+        check_choice('split', split, self.splits, prefix='DigitPairsLT: ')
+        check_min('imbalance_ratio (head count / tail count)',
+                  imbalance_ratio, 1, prefix='DigitPairsLT: ')
         if max_per_class < 1 or num_test_pairs_per_class < 1:
             raise ValueError(
                 'DigitPairsLT: max_per_class and num_test_pairs_per_class '

@@ -5,6 +5,7 @@ import numpy as np
 
 from mmpretrain.datasets import BaseDataset
 from mmpretrain.registry import DATASETS
+from ..checks import check_choice, check_min
 from .long_tail_mixin import LongTailMixin, exponential_profile
 
 __all__ = ['DigitsLT', 'partition_digits', 'compose_digits']
@@ -150,16 +151,10 @@ class DigitsLT(LongTailMixin, BaseDataset):
                  metainfo: Optional[dict] = None,
                  test_mode: bool = False,
                  **kwargs) -> None:
-        if split not in self.splits:
-            raise ValueError(
-                f'DigitsLT: split must be one of {self.splits}, got {split!r}.'
-            )
-        if layout not in self.layouts:
-            raise ValueError(f'DigitsLT: layout must be one of '
-                             f'{self.layouts}, got {layout!r}.')
-        if imbalance_ratio < 1:
-            raise ValueError('DigitsLT: imbalance_ratio (head count / tail '
-                             f'count) must be >= 1, got {imbalance_ratio}.')
+        check_choice('split', split, self.splits, prefix='DigitsLT: ')
+        check_choice('layout', layout, self.layouts, prefix='DigitsLT: ')
+        check_min('imbalance_ratio (head count / tail count)',
+                  imbalance_ratio, 1, prefix='DigitsLT: ')
         if int(img_size) != img_size or img_size < 1:
             raise ValueError(
                 f'DigitsLT: img_size must be a positive int, got {img_size}.')

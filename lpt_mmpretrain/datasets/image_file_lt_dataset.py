@@ -6,6 +6,7 @@ from mmengine import dist
 from mmengine.fileio import exists, get_file_backend
 
 from mmpretrain.datasets import BaseDataset
+from ..checks import check_min
 from .class_counts import count_labels
 from .long_tail_mixin import LongTailMixin
 
@@ -125,9 +126,8 @@ class ImageFileLTDataset(LongTailMixin, BaseDataset):
                 f'{name}: `ann_file` is required: {self.ann_file_help}.')
         if num_classes is None:
             num_classes = self.default_num_classes
-        if num_classes is not None and num_classes < 1:
-            raise ValueError(
-                f'{name}: num_classes must be >= 1, got {num_classes}.')
+        if num_classes is not None:
+            check_min('num_classes', num_classes, 1, prefix=f'{name}: ')
         if isinstance(classes, str) and not exists(
                 os.path.expanduser(classes)):
             raise FileNotFoundError(

@@ -1,5 +1,4 @@
 """The dual (class-balanced + instance-balanced) sampler of LPT."""
-import numbers
 from typing import Iterator, Optional, Sized, Tuple
 
 import numpy as np
@@ -7,17 +6,11 @@ from mmengine.dist import get_dist_info, sync_random_seed
 from torch.utils.data import Sampler
 
 from mmpretrain.registry import DATA_SAMPLERS
+from ...checks import check_int
 from ...structures.dual_stream import STREAM_CB, STREAM_IB
 from ..class_counts import check_class_counts, count_labels
 
 __all__ = ['DualClassBalancedSampler']
-
-
-def _check_positive_int(name: str, value) -> None:
-    if (isinstance(value, bool) or not isinstance(value, numbers.Integral)
-            or value < 1):
-        raise ValueError(
-            f'`{name}` must be a positive integer, got {value!r}.')
 
 
 @DATA_SAMPLERS.register_module()
@@ -86,16 +79,13 @@ class DualClassBalancedSampler(Sampler):
                 '`accepts_stream_index = True`. Use a data set built on '
                 'lpt_mmpretrain.datasets.LongTailMixin (whose __getitem__ '
                 'accepts such tuples), or another sampler.')
-        _check_positive_int('num_samples_cls', num_samples_cls)
+        check_int('num_samples_cls', num_samples_cls)
 
         self.dataset = dataset
         self.num_samples_cls = int(num_samples_cls)
         if seed is None:
             seed = sync_random_seed()
-        if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) \
-                or seed < 0:
-            raise ValueError(
-                f'`seed` must be a non-negative integer, got {seed!r}.')
+        check_int('seed', seed, low=0)
         self.seed = int(seed)
         self.epoch = 0
 
@@ -128,7 +118,7 @@ class DualClassBalancedSampler(Sampler):
             batch_size (int): Images per stream per iteration, divisible by
                 ``num_samples_cls``.
         """
-        _check_positive_int('batch_size', batch_size)
+        check_int('batch_size', batch_size)
         if batch_size % self.num_samples_cls != 0:
             raise ValueError(
                 f'`batch_size` ({batch_size}) must be divisible by '

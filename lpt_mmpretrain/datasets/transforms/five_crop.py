@@ -5,6 +5,8 @@ import numpy as np
 from mmcv.transforms import BaseTransform, TestTimeAug
 from mmpretrain.registry import TRANSFORMS
 
+from ...checks import check_choice
+
 __all__ = ['FIVE_CROP_POSITIONS', 'PositionCrop', 'FiveCrop']
 
 FIVE_CROP_POSITIONS = ('center', 'top_left', 'top_right', 'bottom_left',
@@ -43,9 +45,8 @@ class PositionCrop(BaseTransform):
         if len(crop_size) != 2 or min(crop_size) < 1:
             raise ValueError('PositionCrop: crop_size must be a positive int '
                              f'or a (w, h) pair, got {crop_size}.')
-        if position not in FIVE_CROP_POSITIONS:
-            raise ValueError(f'PositionCrop: position must be one of '
-                             f'{FIVE_CROP_POSITIONS}, got {position!r}.')
+        check_choice(
+            'position', position, FIVE_CROP_POSITIONS, prefix='PositionCrop: ')
         self.crop_size = crop_size
         self.position = position
 

@@ -6,6 +6,8 @@ from mmengine.optim.scheduler.param_scheduler import INF, _ParamScheduler
 from mmpretrain.registry import PARAM_SCHEDULERS
 from torch.optim import Optimizer
 
+from ...checks import check_min
+
 __all__ = ['WarmupCosineLR']
 
 
@@ -75,8 +77,7 @@ class WarmupCosineLR(_ParamScheduler):
                     '`end` (the runner sets `end` to max_epochs when the '
                     'config leaves it out).')
             T_max = end - begin
-        if T_max < 1:
-            raise ValueError(f'T_max must be >= 1, got {T_max}.')
+        check_min('T_max', T_max, 1)
         # warmup_steps == T_max (e.g. a 1-epoch smoke run) is warm-up only
         if not (isinstance(warmup_steps, int) and 0 <= warmup_steps <= T_max):
             raise ValueError(

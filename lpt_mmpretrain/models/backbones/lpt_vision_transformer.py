@@ -14,6 +14,7 @@ from mmpretrain.registry import MODELS
 
 from ...checkpoints import (PROMPT_KEY, complete_prompt_only,
                             pretrained_state_dict, split_init_cfg)
+from ...checks import shape_error
 
 __all__ = ['LPTVisionTransformer']
 
@@ -134,8 +135,7 @@ class LPTVisionTransformer(VisionTransformer):
             :class:`VisionTransformer` does.
         """
         if x.dim() != 4:
-            raise ValueError('embed expects images of shape (B, C, H, W), '
-                             f'got {tuple(x.shape)}.')
+            raise shape_error('embed', 'images', '(B, C, H, W)', x.shape)
         B = x.shape[0]
         x, patch_resolution = self.patch_embed(x)
         cls_token = self.cls_token.expand(B, -1, -1)
@@ -184,8 +184,8 @@ class LPTVisionTransformer(VisionTransformer):
             torch.Tensor: Tokens of shape (B, N, C).
         """
         if tokens.dim() != 3 or tokens.shape[-1] != self.embed_dims:
-            raise ValueError(f'forward_blocks expects tokens of shape (B, N, '
-                             f'{self.embed_dims}), got {tuple(tokens.shape)}.')
+            raise shape_error('forward_blocks', 'tokens',
+                              f'(B, N, {self.embed_dims})', tokens.shape)
         if not (isinstance(start, int) and isinstance(end, int)
                 and 0 <= start <= end <= self.num_layers):
             raise ValueError(

@@ -10,6 +10,7 @@ from mmpretrain.models.heads import ClsHead
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
+from ...checks import check_fraction, check_min
 from ...structures.dual_stream import get_streams, split_streams
 
 __all__ = ['CosineClsHead']
@@ -76,13 +77,9 @@ class CosineClsHead(ClsHead):
         if num_classes <= 0 or in_channels <= 0:
             raise ValueError(f'num_classes ({num_classes}) and in_channels '
                              f'({in_channels}) must be positive integers.')
-        if not 0 <= dropout < 1:
-            raise ValueError(f'dropout must be in [0, 1), got {dropout}.')
-        if ib_loss_weight < 0:
-            raise ValueError(
-                f'ib_loss_weight must be >= 0, got {ib_loss_weight}.')
-        if pred_scale <= 0:
-            raise ValueError(f'pred_scale must be > 0, got {pred_scale}.')
+        check_fraction('dropout', dropout)
+        check_min('ib_loss_weight', ib_loss_weight, 0)
+        check_min('pred_scale', pred_scale, 0, strict=True)
         self.num_classes = num_classes
         self.in_channels = in_channels
         self.pred_scale = pred_scale

@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from mmpretrain.models.losses.utils import weight_reduce_loss
 from mmpretrain.registry import MODELS
 
+from ...checks import check_fraction, check_min, shape_error
 from ...datasets.class_counts import check_class_counts
 
 __all__ = ['AsymmetricGCLLoss']
@@ -69,8 +70,7 @@ class AsymmetricGCLLoss(nn.Module):
                  loss_weight: float = 1.0,
                  reduction: str = 'mean'):
         super().__init__()
-        if s <= 0:
-            raise ValueError(f'The logit scale s must be > 0, got {s}.')
+        check_min('s', s, 0, strict=True, prefix='The logit scale ')
         if noise_mul < 0 or noise_sigma < 0:
             raise ValueError(
                 f'noise_mul ({noise_mul}) and noise_sigma ({noise_sigma}) '
@@ -78,9 +78,7 @@ class AsymmetricGCLLoss(nn.Module):
         if gamma_pos < 0 or gamma_neg < 0:
             raise ValueError(f'gamma_pos ({gamma_pos}) and gamma_neg '
                              f'({gamma_neg}) must be >= 0.')
-        if not 0 <= label_smoothing < 1:
-            raise ValueError('label_smoothing must be in [0, 1), got '
-                             f'{label_smoothing}.')
+        check_fraction('label_smoothing', label_smoothing)
         if reduction not in ('none', 'mean', 'sum'):
             raise ValueError('reduction must be "none", "mean" or "sum", got '
                              f'{reduction!r}.')
@@ -144,9 +142,8 @@ class AsymmetricGCLLoss(nn.Module):
                       label: torch.Tensor) -> torch.Tensor:
         """Validate the inputs and return the labels as a (B,) long tensor."""
         if cls_score.ndim != 2:
-            raise ValueError(
-                'AsymmetricGCLLoss expects cls_score of shape (B, '
-                f'num_classes), got {tuple(cls_score.shape)}.')
+            raise shape_error('AsymmetricGCLLoss', 'cls_score',
+                              '(B, num_classes)', cls_score.shape)
         num_samples, num_classes = cls_score.shape
         if label.is_floating_point() or (label.ndim == 2
                                          and label.size(1) > 1):

@@ -7,6 +7,8 @@ from mmengine.model import BaseModule
 from mmengine.model.weight_init import trunc_normal_
 from mmpretrain.registry import MODELS
 
+from ...checks import check_min
+
 __all__ = ['PromptPoolNeck']
 
 
@@ -55,11 +57,8 @@ class PromptPoolNeck(BaseModule):
                  init_std: float = 0.02,
                  init_cfg: Optional[dict] = None):
         super().__init__(init_cfg=init_cfg)
-        if pool_size < 1:
-            raise ValueError(f'pool_size must be >= 1, got {pool_size}.')
-        if prompt_length < 1:
-            raise ValueError(
-                f'prompt_length must be >= 1, got {prompt_length}.')
+        check_min('pool_size', pool_size, 1)
+        check_min('prompt_length', prompt_length, 1)
         if not 1 <= top_k <= pool_size:
             raise ValueError(
                 f'top_k={top_k} must be between 1 and pool_size={pool_size}: '
