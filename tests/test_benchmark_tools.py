@@ -303,3 +303,13 @@ def test_measure_helpers():
     # Shared parameters count once; BatchNorm buffers are not parameters.
     assert count_params(model) == (16 + 8, 16 + 4)
     assert tensor_bytes(model) == 4 * (16 + 8 + 4 + 4) + 8  # + num_batches
+
+
+def test_quartiles_stay_within_the_rounds():
+    from lpt_tools.benchmark.measure import quartiles
+
+    # two very different rounds: the 'exclusive' default of
+    # statistics.quantiles put the 25th percentile below 0 here
+    q1, median, q3 = quartiles([0.0001, 0.05])
+    assert 0.0001 <= q1 <= median <= q3 <= 0.05
+    assert quartiles([0.3]) == (0.3, 0.3, 0.3)

@@ -11,7 +11,7 @@ import torch
 
 from lpt_mmpretrain.apis.export import ScoresModel, export_onnx, make_session
 from .lpt import build_model
-from .measure import time_autorange
+from .measure import quartiles, time_autorange
 
 __all__ = ['BACKENDS', 'measure_backends', 'deploy_rows']
 
@@ -113,11 +113,10 @@ def measure_backends(setup: dict,
                         medians[backend].append(m.median)
                 for backend in runs:
                     times = blocks[backend]
-                    quartiles = (statistics.quantiles(times, n=4)
-                                 if len(times) > 1 else [times[0]] * 3)
+                    q1, _, q3 = quartiles(times)
                     results[(backend, phase, b)] = dict(
                         median_s=statistics.median(times),
-                        iqr_s=quartiles[2] - quartiles[0],
+                        iqr_s=q3 - q1,
                         times_s=times,
                         round_medians_s=medians[backend],
                         number=len(times),

@@ -9,9 +9,10 @@ memory is only measurable in a fresh process (see :class:`PeakMemory`), so
 import multiprocessing
 import os
 import resource
+import statistics
 import sys
 import traceback
-from typing import Callable, List, Optional, Tuple
+from typing import Callable, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
@@ -19,7 +20,7 @@ from torch.utils import benchmark
 
 __all__ = [
     'MIB', 'time_steps', 'time_autorange', 'PeakMemory',
-    'run_isolated', 'can_isolate', 'tensor_bytes'
+    'run_isolated', 'can_isolate', 'tensor_bytes', 'quartiles'
 ]
 
 MIB = 2**20
@@ -159,3 +160,13 @@ def run_isolated(name: str, fn: Callable, *args):
     if status == 'error':
         raise RuntimeError(f'Measuring {name} failed:\n{payload}')
     return payload
+
+
+def quartiles(values: Sequence[float]) -> Tuple[float, float, float]:
+    """(25th percentile, median, 75th percentile)."""
+    if len(values) < 2:
+        return values[0], values[0], values[0]
+    # 'inclusive' stays within the data (the default extrapolates, and
+    # can go below the fastest round, even below 0, for a few rounds).
+    q1, median, q3 = statistics.quantiles(values, n=4, method='inclusive')
+    return q1, median, q3

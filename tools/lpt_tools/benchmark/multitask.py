@@ -3,7 +3,6 @@ against one task's own model on it, and against N separate full models.
 See ``docs/benchmark.md`` and ``docs/deployment.md``."""
 import json
 import os.path as osp
-import statistics
 import time
 from typing import Callable, Dict, List, Sequence, Tuple
 
@@ -12,7 +11,7 @@ import torch
 from lpt_mmpretrain.apis.multi_task_inferencer import MultiTaskInferencer
 from lpt_mmpretrain.checkpoints import is_trained_key, save_prompt_checkpoint
 from .lpt import build_model, save_random_backbone
-from .measure import MIB, PeakMemory, tensor_bytes
+from .measure import MIB, PeakMemory, quartiles, tensor_bytes
 
 __all__ = [
     'make_task_files', 'time_interleaved', 'measure_serving', 'multitask_rows'
@@ -174,14 +173,6 @@ def measure_serving(setup: dict, model_cfg: dict, files: Sequence[str],
     return result
 
 
-def _quartiles(values: Sequence[float]) -> Tuple[float, float, float]:
-    """(25th percentile, median, 75th percentile)."""
-    if len(values) < 2:
-        return values[0], values[0], values[0]
-    q1, median, q3 = statistics.quantiles(values, n=4)
-    return q1, median, q3
-
-
 def multitask_rows(runs: Dict[Tuple[int, str], dict],
                    batch: int) -> List[Tuple[str, str, object, str]]:
     """(key, metric, value, unit) rows of the multi-task table.
@@ -217,7 +208,7 @@ def multitask_rows(runs: Dict[Tuple[int, str], dict],
             names.append(('_own', 'task 0 only, its own LPTClassifier.predict',
                           run['own_times_s']))
         for suffix, what, times in names:
-            q1, median, q3 = _quartiles(times)
+            q1, median, q3 = quartiles(times)
             rows += [
                 (f'{key}{suffix}_img_s', f'{label}: throughput, {what}',
                  batch / median, 'img/s'),
@@ -231,7 +222,7 @@ def multitask_rows(runs: Dict[Tuple[int, str], dict],
                 continue
             ratios = [r / m for r, m in zip(run[f'{ref}_times_s'],
                                             run['times_s'])]
-            q1, median, q3 = _quartiles(ratios)
+            q1, median, q3 = quartiles(ratios)
             what = (f'{label}: mixed / single-task throughput (' +
                     ('through the inferencer' if ref == 'single' else
                      'its own model') + ')')
