@@ -1,6 +1,5 @@
 from setuptools import find_packages, setup
 
-
 # The two OpenMMLab stacks this package runs on. Both install the same
 # modules (`mmpretrain`, `mmengine`, `mmcv`) under different distribution
 # names, so a requirement of one stack would install it over the other.
@@ -22,10 +21,13 @@ def installed_distributions():
     import sys
     import sysconfig
     from importlib.metadata import distributions
-    paths = sys.path + [sysconfig.get_paths()[key]
-                        for key in ('purelib', 'platlib')]
-    return {dist.metadata['Name'].lower().replace('_', '-')
-            for dist in distributions(path=paths)}
+    paths = sys.path + [
+        sysconfig.get_paths()[key] for key in ('purelib', 'platlib')
+    ]
+    return {
+        dist.metadata['Name'].lower().replace('_', '-')
+        for dist in distributions(path=paths)
+    }
 
 
 def openmmlab_requirements():
@@ -87,6 +89,12 @@ setup(
         # imdecode_backend='turbojpeg' (also needs the system libturbojpeg;
         # PyTurboJPEG 2.x needs libjpeg-turbo >= 3), docs/data_loading.md.
         'turbojpeg': ['PyTurboJPEG<2'],
+        # Style tools of .pre-commit-config.yaml, pinned: a formatter's
+        # output changes between versions.
+        'dev': [
+            'pre-commit', 'flake8==7.5.0', 'isort==9.0.2', 'yapf==0.43.0',
+            'codespell==2.4.3'
+        ],
     },
     license='Apache License 2.0',
     zip_safe=False,

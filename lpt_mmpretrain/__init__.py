@@ -26,7 +26,8 @@ def _import_mmpretrain_quietly() -> None:
         # LPT needs none, and MMPretrain's import of
         # mmcv.cnn.bricks.transformer warns about one.
         warnings.filterwarnings(
-            'ignore', message='Fail to import ``MultiScaleDeformableAttention``')
+            'ignore',
+            message='Fail to import ``MultiScaleDeformableAttention``')
     if 'mmpretrain.datasets' in sys.modules:
         return
     # OneDL's mmpretrain prints this line (a DEBUG message that reaches
@@ -34,9 +35,8 @@ def _import_mmpretrain_quietly() -> None:
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
         import mmpretrain.datasets  # noqa: F401
-    sys.stdout.write(''.join(
-        line for line in printed.getvalue().splitlines(keepends=True)
-        if line.rstrip('\n') != 'Could not import OneDL'))
+    sys.stdout.write(''.join(line for line in printed.getvalue().splitlines(
+        keepends=True) if line.rstrip('\n') != 'Could not import OneDL'))
 
 
 _import_mmpretrain_quietly()
@@ -44,9 +44,11 @@ _import_mmpretrain_quietly()
 # engine before models: checkpoints/ (under models) imports
 # engine/compat/checkpoint.py, whose package engine/ imports hooks that import
 # checkpoints/; starting from engine, checkpoints/ finds engine.compat loaded.
+# isort: off
 from . import datasets, engine, evaluation, models  # noqa: F401,E402
 from . import checkpoints  # noqa: F401,E402  (the standin:// scheme)
-from . import apis  # noqa: F401,E402  (after models: registers the model index)
+from . import apis  # noqa: F401,E402  (after models: the model index)
+# isort: on
 from .version import __version__  # noqa: E402
 
 __all__ = ['__version__']

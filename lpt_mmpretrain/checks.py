@@ -56,8 +56,7 @@ def check_int(name: str, value, low: int = 1) -> None:
     if (isinstance(value, bool) or not isinstance(value, numbers.Integral)
             or value < low):
         kind = 'positive' if low == 1 else 'non-negative'
-        raise ValueError(
-            f'`{name}` must be a {kind} integer, got {value!r}.')
+        raise ValueError(f'`{name}` must be a {kind} integer, got {value!r}.')
 
 
 def shape_error(who: str, what: str, want: str,

@@ -6,7 +6,6 @@ import os
 os.environ.setdefault('OMP_NUM_THREADS', '1')
 os.environ.setdefault('MKL_NUM_THREADS', '1')
 
-
 # ---------------------------------------------------------------------------
 # MMPretrain's own tools, as `mim train/test` runs them: the scripts packaged
 # in mmpretrain/.mim/tools, started as subprocesses.
@@ -33,9 +32,13 @@ def run_packaged_tool(tool, *args, cwd=None, timeout=900, check=True):
     from lpt_mmpretrain.engine.compat.mmpretrain_tools import \
         mmpretrain_tool_path
     script = mmpretrain_tool_path(tool[:-len('.py')])
-    return run_python(script, *args, cwd=cwd or REPO_ROOT,
-                      env=dict(PYTHONPATH=str(REPO_ROOT)), check=check,
-                      timeout=timeout)
+    return run_python(
+        script,
+        *args,
+        cwd=cwd or REPO_ROOT,
+        env=dict(PYTHONPATH=str(REPO_ROOT)),
+        check=check,
+        timeout=timeout)
 
 
 @pytest.fixture(scope='session')
@@ -115,17 +118,21 @@ def _locked(path):
 
 def _phase_options(root):
     """The --cfg-options of each phase that point it at the runs in root."""
-    return dict(phase1=[],
-                phase2=[f'model.phase1_checkpoint={root / "phase1"}'])
+    return dict(
+        phase1=[], phase2=[f'model.phase1_checkpoint={root / "phase1"}'])
 
 
 def _train_digits_runs(root):
     for phase, epochs in (('phase1', 2), ('phase2', 1)):
-        run_packaged_tool('train.py',
-                          REPO_ROOT / 'configs' / 'lpt' / f'{phase}_digits.py',
-                          '--work-dir', root / phase, '--cfg-options',
-                          f'train_cfg.max_epochs={epochs}',
-                          *_phase_options(root)[phase], cwd=root)
+        run_packaged_tool(
+            'train.py',
+            REPO_ROOT / 'configs' / 'lpt' / f'{phase}_digits.py',
+            '--work-dir',
+            root / phase,
+            '--cfg-options',
+            f'train_cfg.max_epochs={epochs}',
+            *_phase_options(root)[phase],
+            cwd=root)
     return _digits_runs(root)
 
 
@@ -149,21 +156,21 @@ def _digits_runs(root):
 
 # The tiny ViT of the unit tests, and the arch of the shipped DigitsLT
 # stand-in (configs/lpt/digits_pretrain_vit_tiny.py).
-TINY_VIT = dict(embed_dims=32, num_layers=4, num_heads=2, feedforward_channels=64)
+TINY_VIT = dict(
+    embed_dims=32, num_layers=4, num_heads=2, feedforward_channels=64)
 DIGITS_VIT = dict(
     embed_dims=64, num_layers=6, num_heads=4, feedforward_channels=128)
 TOOLS = REPO_ROOT / 'tools'
 sys.path.append(str(TOOLS))  # the tools' own package, lpt_tools
 
 
-def save_random_vit(path, arch=DIGITS_VIT, img_size=32, patch_size=8,
-                    seed=0):
+def save_random_vit(path, arch=DIGITS_VIT, img_size=32, patch_size=8, seed=0):
     """Save a random MMPretrain ViT as ``{'state_dict': ...}``; return it."""
     import torch
     from mmpretrain.models import VisionTransformer
     torch.manual_seed(seed)
-    vit = VisionTransformer(arch=arch, img_size=img_size,
-                            patch_size=patch_size)
+    vit = VisionTransformer(
+        arch=arch, img_size=img_size, patch_size=patch_size)
     torch.save(dict(state_dict=vit.state_dict()), path)
     return vit
 
@@ -191,8 +198,11 @@ def run_python(*args, cwd=REPO_ROOT, env=None, check=True, timeout=None):
     """Run ``python ARGS`` (this interpreter, one thread) in ``cwd``; stdout
     and stderr merged into ``.stdout``. With ``check``, a non-zero exit fails
     the test with the output's tail."""
-    full_env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONUNBUFFERED='1',
-                    PYTHON=sys.executable)
+    full_env = dict(
+        os.environ,
+        OMP_NUM_THREADS='1',
+        PYTHONUNBUFFERED='1',
+        PYTHON=sys.executable)
     full_env.update(env or {})
     proc = subprocess.run([sys.executable, *map(str, args)],
                           cwd=str(cwd),
@@ -233,7 +243,8 @@ class Workspace:
             CUDA_VISIBLE_DEVICES='',
             PYTHON=sys.executable,
             PYTHONPATH=os.pathsep.join(
-                [str(module_dir), os.environ.get('PYTHONPATH', '')]))
+                [str(module_dir),
+                 os.environ.get('PYTHONPATH', '')]))
 
     def derive(self, base, name, hooks=(), extra=''):
         """Write ``root/name.py``: config ``base`` importing the modules,
@@ -241,11 +252,11 @@ class Workspace:
         from mmengine.config import Config
         own = [h.to_dict() for h in Config.fromfile(base).custom_hooks]
         path = self.root / f'{name}.py'
-        path.write_text(
-            f'_base_ = [{str(base)!r}]\n'
-            f'custom_imports = dict(imports={["lpt_mmpretrain"] + self.imports!r}, '
-            'allow_failed_imports=False)\n'
-            f'custom_hooks = {own + list(hooks)!r}\n' + extra)
+        path.write_text(f'_base_ = [{str(base)!r}]\n'
+                        'custom_imports = dict('
+                        f'imports={["lpt_mmpretrain"] + self.imports!r}, '
+                        'allow_failed_imports=False)\n'
+                        f'custom_hooks = {own + list(hooks)!r}\n' + extra)
         return path
 
     def run(self, cmd, check=True, **kwargs):
@@ -263,17 +274,19 @@ class Workspace:
                 f'{cmd} failed ({proc.returncode}):\n{proc.stdout[-6000:]}'
         return proc
 
-    def train(self, config, work_dir, *args, options=(), check=True,
-              **kwargs):
+    def train(self, config, work_dir, *args, options=(), check=True, **kwargs):
         """tools/train.py CONFIG --work-dir WORK_DIR --no-validate ARGS
         --cfg-options OPTIONS (the backbone's, when there is one, first)."""
         if self.backbone is not None:
-            options = [f'model.backbone.init_cfg.checkpoint={self.backbone}',
-                       *options]
+            options = [
+                f'model.backbone.init_cfg.checkpoint={self.backbone}', *options
+            ]
         return self.run([
-            sys.executable, TOOLS / 'train.py', config, '--work-dir',
-            work_dir, '--no-validate', *args, '--cfg-options', *options
-        ], check=check, **kwargs)
+            sys.executable, TOOLS / 'train.py', config, '--work-dir', work_dir,
+            '--no-validate', *args, '--cfg-options', *options
+        ],
+                        check=check,
+                        **kwargs)
 
 
 def run_tool(name, *argv, cwd=None):
@@ -287,8 +300,10 @@ def run_tool(name, *argv, cwd=None):
     # MMEngine names a run's logger, visualizer and scope after the config
     # and the second it starts: two runs in one process and one second would
     # share them (and the first run's captured stream).
-    argv = [*map(str, argv), '--cfg-options',
-            f'experiment_name={name}_{uuid.uuid4().hex}']
+    argv = [
+        *map(str, argv), '--cfg-options',
+        f'experiment_name={name}_{uuid.uuid4().hex}'
+    ]
     with mock.patch.object(sys, 'argv', [f'{name}.py', *argv]), \
             contextlib.chdir(cwd or os.getcwd()), \
             contextlib.redirect_stdout(out):

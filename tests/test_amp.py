@@ -34,6 +34,7 @@ compat.install()
 
 ROOT = Path(__file__).resolve().parents[1]
 from conftest import TINY_VIT as TINY  # noqa: E402
+
 COUNTS = [40, 20, 10, 5, 2]
 HAS_CUDA = torch.cuda.is_available()
 
@@ -142,10 +143,10 @@ def cpu_device(monkeypatch):
 
 def test_cpu_wrapper_autocasts(cpu_device):
     model = nn.Linear(4, 4)
-    for dtype, expected in ((None, torch.bfloat16),
-                            ('bfloat16', torch.bfloat16),
-                            ('float16', torch.float16),
-                            (torch.float16, torch.float16)):
+    for dtype, expected in ((None, torch.bfloat16), ('bfloat16',
+                                                     torch.bfloat16),
+                            ('float16', torch.float16), (torch.float16,
+                                                         torch.float16)):
         wrapper = CPUAmpOptimWrapper(optimizer=sgd(model), dtype=dtype)
         assert wrapper.cast_dtype == expected
         with wrapper.optim_context(model):
@@ -227,8 +228,7 @@ def phase2_model():
                 patch_size=8,
                 prompt_length=3),
             neck=dict(
-                type='PromptPoolNeck', pool_size=4, prompt_length=2,
-                top_k=2),
+                type='PromptPoolNeck', pool_size=4, prompt_length=2, top_k=2),
             head=head_cfg(),
             share_blocks=2,
             allow_no_phase1=True,
@@ -268,10 +268,7 @@ def train_until_updated(model, wrapper, trained, max_steps=12):
     With fp16, the dynamic loss scale starts at 2 ** 16 and the first steps
     overflow (and are skipped) until the scale has come down.
     """
-    before = {
-        k: v.detach().clone()
-        for k, v in model.named_parameters()
-    }
+    before = {k: v.detach().clone() for k, v in model.named_parameters()}
     batch = dual_batch()
     for _ in range(max_steps):
         log = model.train_step(copy.deepcopy(batch), wrapper)
@@ -320,23 +317,22 @@ def test_train_py_amp_on_cpu(tmp_path):
         patch_size=8)
     torch.save(dict(state_dict=vit.state_dict()), tmp_path / 'vit.pth')
     work_dir = tmp_path / 'work'
-    proc = subprocess.run(
-        [
-            sys.executable, 'tools/train.py', 'configs/lpt/phase1_digits.py',
-            '--amp', '--work-dir',
-            str(work_dir), '--cfg-options',
-            f'model.backbone.init_cfg.checkpoint={tmp_path / "vit.pth"}',
-            'optim_wrapper.dtype=bfloat16', 'train_cfg.max_epochs=1',
-            'train_cfg.val_interval=1', 'default_hooks.checkpoint.interval=1'
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        env=dict(
-            os.environ,
-            CUDA_VISIBLE_DEVICES='',
-            OMP_NUM_THREADS='1',
-            PYTHONUNBUFFERED='1'))
+    proc = subprocess.run([
+        sys.executable, 'tools/train.py', 'configs/lpt/phase1_digits.py',
+        '--amp', '--work-dir',
+        str(work_dir), '--cfg-options',
+        f'model.backbone.init_cfg.checkpoint={tmp_path / "vit.pth"}',
+        'optim_wrapper.dtype=bfloat16', 'train_cfg.max_epochs=1',
+        'train_cfg.val_interval=1', 'default_hooks.checkpoint.interval=1'
+    ],
+                          cwd=ROOT,
+                          capture_output=True,
+                          text=True,
+                          env=dict(
+                              os.environ,
+                              CUDA_VISIBLE_DEVICES='',
+                              OMP_NUM_THREADS='1',
+                              PYTHONUNBUFFERED='1'))
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-3000:]
     losses = re.findall(r' (loss\w*): (\S+)', out)

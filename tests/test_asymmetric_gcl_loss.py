@@ -5,8 +5,7 @@ import torch
 import torch.nn.functional as F
 from mmpretrain.registry import MODELS
 
-from lpt_mmpretrain.models.losses.asymmetric_gcl_loss import \
-    AsymmetricGCLLoss
+from lpt_mmpretrain.models.losses.asymmetric_gcl_loss import AsymmetricGCLLoss
 
 COUNTS = [100, 40, 12, 5, 1]
 
@@ -237,8 +236,8 @@ def test_input_errors():
 
 def test_count_errors():
     loss_fn = AsymmetricGCLLoss()
-    with pytest.raises(ValueError,
-                       match=r'no training image.*class 1, 3\.') as err:
+    with pytest.raises(
+            ValueError, match=r'no training image.*class 1, 3\.') as err:
         loss_fn.set_cls_num_list([5, 0, 3, 0])
     assert 'at least one training image' in str(err.value)
     with pytest.raises(ValueError, match=r'no training image.*class 0\.'):

@@ -34,11 +34,15 @@ def test_in_memory_config_refused():
 
 
 def test_cli_prints_a_table():
-    proc = subprocess.run(
-        [sys.executable, 'tools/analysis_tools/benchmark_dataloader.py',
-         '--seconds', '0.05', '--repeats', '1', '--num-images', '2'],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        text=True, timeout=300)
+    proc = subprocess.run([
+        sys.executable, 'tools/analysis_tools/benchmark_dataloader.py',
+        '--seconds', '0.05', '--repeats', '1', '--num-images', '2'
+    ],
+                          cwd=ROOT,
+                          stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT,
+                          text=True,
+                          timeout=300)
     assert proc.returncode == 0, proc.stdout
     assert 'inat (800x600)' in proc.stdout
     assert 'inat->short 320 (427x320)' in proc.stdout

@@ -5,9 +5,8 @@ import subprocess
 import sys
 
 import pytest
-from mmengine.config import Config
-
 from conftest import on_meta
+from mmengine.config import Config
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 BENCHMARK = osp.join(ROOT, 'tools', 'benchmark.py')
@@ -224,8 +223,8 @@ def test_benchmark_multitask_mode(tmp_path):
     out = tmp_path / 'multitask.json'
     stdout = run_script(BENCHMARK, PHASE2_DIGITS, '--mode', 'multitask',
                         '--device', 'cpu', '--tasks', '1', '2',
-                        '--infer-batch-size', '4', '--iters', '2',
-                        '--warmup', '0', '--threads', '1', '--json', str(out))
+                        '--infer-batch-size', '4', '--iters', '2', '--warmup',
+                        '0', '--threads', '1', '--json', str(out))
     rows = parse_table(stdout, ['metric', 'value', 'unit'])
     figures = json.loads(out.read_text())
     values = figures['figures']
@@ -279,12 +278,21 @@ def test_benchmark_deploy_mode_eager(tmp_path):
 
 def test_deploy_speedup_rows():
     from lpt_tools.benchmark.deploy import deploy_rows
-    run = dict(median_s=0.1, iqr_s=0.01, prepare_s=0., first_call_s=0.1,
-               max_abs_diff=0.)
-    rows = {key: value for key, _, value, _ in deploy_rows({
-        ('eager', 2, 1): dict(run, round_medians_s=[0.2, 0.4, 0.3]),
-        ('onnxruntime', 2, 1): dict(run, round_medians_s=[0.1, 0.1, 0.3]),
-    })}
+    run = dict(
+        median_s=0.1,
+        iqr_s=0.01,
+        prepare_s=0.,
+        first_call_s=0.1,
+        max_abs_diff=0.)
+    rows = {
+        key: value
+        for key, _, value, _ in deploy_rows({
+            ('eager', 2, 1):
+            dict(run, round_medians_s=[0.2, 0.4, 0.3]),
+            ('onnxruntime', 2, 1):
+            dict(run, round_medians_s=[0.1, 0.1, 0.3]),
+        })
+    }
     # Per round: 2, 4, 1 -> median 2, range 1 .. 4.
     assert rows['onnxruntime_p2_b1_speedup'] == pytest.approx(2.)
     assert rows['onnxruntime_p2_b1_speedup_min'] == pytest.approx(1.)

@@ -7,14 +7,13 @@ from pathlib import Path
 
 import torch
 from mmpretrain.registry import MODELS
+from test_prompt_only_loading import model_cfg, save_vit  # noqa: E402
 
 import lpt_mmpretrain  # noqa: F401
-from lpt_mmpretrain.checkpoints import (MESSAGES, FINGERPRINT_KEY, SOURCE_KEY,
+from lpt_mmpretrain.checkpoints import (FINGERPRINT_KEY, MESSAGES, SOURCE_KEY,
                                         backbone_fingerprint, encode_text,
                                         recorded_fingerprint, recorded_source,
                                         save_prompt_checkpoint)
-
-from test_prompt_only_loading import model_cfg, save_vit  # noqa: E402
 
 PACKAGE = Path(lpt_mmpretrain.__file__).parent
 FLOOR = PACKAGE / 'checkpoints'
@@ -30,7 +29,7 @@ def _imports(path: Path):
         if isinstance(node, ast.ImportFrom):
             if node.level:
                 base = package.split('.')[:len(package.split('.')) -
-                                            node.level + 1]
+                                          node.level + 1]
                 yield '.'.join(base + ([node.module] if node.module else []))
             else:
                 yield node.module or ''
@@ -39,10 +38,11 @@ def _imports(path: Path):
 
 
 def test_the_floor_imports_nothing_above_it():
-    upward = [(path.name, name) for path in FLOOR.rglob('*.py')
-              for name in _imports(path)
-              if name.startswith('lpt_mmpretrain')
-              and not name.startswith(ALLOWED)]
+    upward = [
+        (path.name, name) for path in FLOOR.rglob('*.py')
+        for name in _imports(path)
+        if name.startswith('lpt_mmpretrain') and not name.startswith(ALLOWED)
+    ]
     assert upward == []
 
 
@@ -51,8 +51,7 @@ def _message_calls():
         for node in ast.walk(ast.parse(path.read_text())):
             if (isinstance(node, ast.Call)
                     and getattr(node.func, 'id', None) == 'message'
-                    and node.args
-                    and isinstance(node.args[0], ast.Constant)):
+                    and node.args and isinstance(node.args[0], ast.Constant)):
                 yield path.name, node.args[0].value, {
                     kw.arg
                     for kw in node.keywords
@@ -85,11 +84,11 @@ def test_fingerprint_written_once_and_read_from_older_files(tmp_path):
     assert fingerprint not in str(ckpt['meta'])  # once: in the state dict
 
     # files of the previous version also had it in meta; older ones only
-    older = dict(state_dict={},
-                 meta=dict(backbone_fingerprint='ab',
-                           backbone_checkpoint='old.pth'))
-    assert (recorded_fingerprint(older), recorded_source(older)) == (
-        'ab', 'old.pth')
+    older = dict(
+        state_dict={},
+        meta=dict(backbone_fingerprint='ab', backbone_checkpoint='old.pth'))
+    assert (recorded_fingerprint(older), recorded_source(older)) == ('ab',
+                                                                     'old.pth')
     previous = dict(
         state_dict={
             f'backbone.{FINGERPRINT_KEY}': encode_text('cd'),

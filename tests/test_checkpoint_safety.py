@@ -4,22 +4,22 @@ import pickle
 import numpy as np
 import pytest
 import torch
+from conftest import REPO_ROOT, run_python
 from mmengine.fileio import get_file_backend
 from mmengine.hooks import Hook
 from mmengine.logging.history_buffer import HistoryBuffer
 from mmengine.runner import CheckpointLoader, Runner, load_checkpoint
 from mmengine.runner.checkpoint import _load_checkpoint
+from mmpretrain.datasets import BaseDataset
+from mmpretrain.registry import DATASETS, HOOKS
 
 import lpt_mmpretrain.engine.compat.checkpoint as ckpt_mod
-from conftest import REPO_ROOT, run_python
 from lpt_mmpretrain.engine import compat
 from lpt_mmpretrain.engine.compat.checkpoint import (AtomicLocalBackend,
                                                      atomic_torch_save,
                                                      load_from_safe_local,
                                                      mmengine_loads_safely,
                                                      register_safe_globals)
-from mmpretrain.datasets import BaseDataset
-from mmpretrain.registry import DATASETS, HOOKS
 
 # What our tools and the configs' custom_imports do: both tested stacks need
 # the safe loader (MMEngine 0.10.7 refuses its own training checkpoints,
@@ -89,8 +89,7 @@ def build_runner(work_dir, max_epochs, name, resume=False):
         val_evaluator=dict(type='Accuracy', topk=(1, )),
         train_cfg=dict(by_epoch=True, max_epochs=max_epochs),
         val_cfg=dict(),
-        optim_wrapper=dict(
-            optimizer=dict(type='SGD', lr=0.01, momentum=0.9)),
+        optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.01, momentum=0.9)),
         param_scheduler=[
             dict(type='LinearLR', start_factor=0.1, by_epoch=True, end=1),
             dict(type='CosineAnnealingLR', by_epoch=True, begin=1)
@@ -159,8 +158,8 @@ def test_train_then_resume(tmp_path, monkeypatch, restore_safe_globals):
 
 def test_local_scheme_is_ours():
     assert compat.install() == ('safe_loading', )
-    assert (CheckpointLoader._get_checkpoint_loader('/a/b.pth') is
-            load_from_safe_local)
+    assert (CheckpointLoader._get_checkpoint_loader('/a/b.pth')
+            is load_from_safe_local)
     with pytest.raises(FileNotFoundError, match='can not be found'):
         _load_checkpoint('/nonexistent/ckpt.pth')
 
@@ -281,11 +280,11 @@ def test_atomic_torch_save(tmp_path):
 def _unsafe_fallback(filename, map_location=None):
     """OneDL mmengine 0.10.12's way: weights_only=True, else False."""
     try:
-        return torch.load(filename, map_location=map_location,
-                          weights_only=True)
+        return torch.load(
+            filename, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError:
-        return torch.load(filename, map_location=map_location,
-                          weights_only=False)
+        return torch.load(
+            filename, map_location=map_location, weights_only=False)
 
 
 def _torch_default(filename, map_location=None):
@@ -309,15 +308,14 @@ def test_probe_tells_a_safe_loader(loader, safe, monkeypatch,
 def test_import_patches_nothing_configs_install():
     """`import lpt_mmpretrain` leaves MMEngine's loader alone; a config of
     ours (custom_imports) installs the safe one, as in MMPretrain's tools."""
-    code = (
-        'import lpt_mmpretrain\n'
-        'from mmengine.config import Config\n'
-        'from mmengine.runner import CheckpointLoader\n'
-        'name = lambda: CheckpointLoader._get_checkpoint_loader("/a.pth")'
-        '.__module__\n'
-        'print("import:", name())\n'
-        'Config.fromfile("configs/lpt/phase1_digits.py")\n'
-        'print("config:", name())\n')
+    code = ('import lpt_mmpretrain\n'
+            'from mmengine.config import Config\n'
+            'from mmengine.runner import CheckpointLoader\n'
+            'name = lambda: CheckpointLoader._get_checkpoint_loader("/a.pth")'
+            '.__module__\n'
+            'print("import:", name())\n'
+            'Config.fromfile("configs/lpt/phase1_digits.py")\n'
+            'print("config:", name())\n')
     out = run_python('-c', code, cwd=REPO_ROOT).stdout
     assert 'import: mmengine.runner.checkpoint' in out
     assert 'config: lpt_mmpretrain.engine.compat.checkpoint' in out

@@ -1,10 +1,10 @@
 import numpy as np
 import pytest
 from fixtures.fake_cifar import accept_fake_cifar, write_fake_cifar
+from mmpretrain.registry import DATASETS
 
 from lpt_mmpretrain.datasets import (CIFAR100LT, check_class_counts,
                                      count_labels, exponential_profile)
-from mmpretrain.registry import DATASETS
 
 NUM_CLASSES = 100
 TRAIN_PER_CLASS = 6
@@ -33,8 +33,8 @@ def cifar_root(tmp_path_factory):
     def images(num):  # _fake_images rows (CHW) as HWC RGB images
         return _fake_images(num).reshape(num, 3, 32, 32).transpose(0, 2, 3, 1)
 
-    write_fake_cifar(root, 'cifar100', images(len(train_labels)),
-                     train_labels, images(len(test_labels)), test_labels,
+    write_fake_cifar(root, 'cifar100', images(len(train_labels)), train_labels,
+                     images(len(test_labels)), test_labels,
                      [f'name{i}' for i in range(NUM_CLASSES)])
     with pytest.MonkeyPatch.context() as mp:
         accept_fake_cifar(mp, CIFAR100LT, root)
@@ -79,8 +79,10 @@ def test_count_labels_and_empty_classes():
         count_labels([0, -1])
     assert check_class_counts([3, 1]) == [3, 1]
     with pytest.raises(ValueError) as err:
-        check_class_counts([3, 0, 0], ['a', 'b', 'c'], source='f.txt',
-                           name='D', reason='Why.')
+        check_class_counts([3, 0, 0], ['a', 'b', 'c'],
+                           source='f.txt',
+                           name='D',
+                           reason='Why.')
     assert str(err.value) == ("D: 2 of 3 classes have no training image in "
                               "f.txt: class 1 ('b'), 2 ('c'). Why.")
 

@@ -1,10 +1,10 @@
 import numpy as np
 import pytest
 from fixtures.fake_cifar import accept_fake_cifar, write_fake_cifar
-
-from lpt_mmpretrain.datasets import CIFAR10LT, exponential_profile
 from mmpretrain.datasets import CIFAR10
 from mmpretrain.registry import DATASETS
+
+from lpt_mmpretrain.datasets import CIFAR10LT, exponential_profile
 
 NUM_CLASSES = 10
 TRAIN_PER_CLASS = 20
@@ -89,10 +89,11 @@ def test_test_split_is_balanced_with_train_counts(cifar10_root):
     assert len(dataset) == NUM_CLASSES * TEST_PER_CLASS
     np.testing.assert_array_equal(
         np.bincount(dataset.get_gt_labels()), [TEST_PER_CLASS] * NUM_CLASSES)
-    assert dataset.cls_num_list == exponential_profile(
-        TRAIN_PER_CLASS, NUM_CLASSES, 10)
-    assert [_index(dataset.get_data_info(i)['img'])
-            for i in range(len(dataset))] == list(range(len(dataset)))
+    assert dataset.cls_num_list == exponential_profile(TRAIN_PER_CLASS,
+                                                       NUM_CLASSES, 10)
+    assert [
+        _index(dataset.get_data_info(i)['img']) for i in range(len(dataset))
+    ] == list(range(len(dataset)))
     assert tuple(dataset[0]['inputs'].shape) == (3, 32, 32)
 
 
@@ -119,6 +120,6 @@ def test_bad_arguments_and_empty_tail(cifar10_root):
     with pytest.raises(ValueError, match='data_root'):
         CIFAR10LT()
     # 20 images per class: int(20 * 0.01 ** (i / 9)) = 0 for i >= 6
-    with pytest.raises(ValueError,
-                       match=r"4 of 10 classes .* class 6 \('c6'\)"):
+    with pytest.raises(
+            ValueError, match=r"4 of 10 classes .* class 6 \('c6'\)"):
         CIFAR10LT(data_root=str(root), imbalance_ratio=100)

@@ -10,10 +10,10 @@ import pytest
 from fixtures.fake_cifar import accept_fake_cifar, write_fake_cifar
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
+from mmpretrain.registry import DATASETS
 
 import lpt_mmpretrain  # noqa: F401
 from lpt_mmpretrain.datasets import CIFAR10LT, CIFAR100LT
-from mmpretrain.registry import DATASETS
 
 ROOT = Path(__file__).resolve().parents[1]
 LOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
@@ -44,8 +44,9 @@ def test_split_file_class_name_file(config, num_classes, tmp_path):
         assert ds.classes is None  # optional
         for ann in (ds.ann_file, ds.get('train_ann_file')):
             if ann:
-                (tmp_path / ann).write_text(''.join(
-                    f'a.jpg {i}\n' for i in range(num_classes)))
+                (tmp_path /
+                 ann).write_text(''.join(f'a.jpg {i}\n'
+                                         for i in range(num_classes)))
         ds = dict(ds, data_root=str(tmp_path), serialize_data=False)
         assert DATASETS.build(ds).CLASSES is None
         named = DATASETS.build(dict(ds, classes=str(tmp_path / 'names.txt')))
@@ -65,14 +66,15 @@ def test_inat_names_from_json(tmp_path):
     categories = [dict(id=7, name='Aves'), dict(id=3, name='Fungi')]
     coco = dict(
         images=[dict(id=i, file_name='a.jpg') for i in range(2)],
-        annotations=[dict(image_id=0, category_id=7),
-                     dict(image_id=1, category_id=3)],
+        annotations=[
+            dict(image_id=0, category_id=7),
+            dict(image_id=1, category_id=3)
+        ],
         categories=categories)
     for name in ('train2018.json', 'val2018.json'):
         (tmp_path / name).write_text(json.dumps(coco))
     for loader in LOADERS:
-        ds = DATASETS.build(
-            dict(cfg[loader].dataset, data_root=str(tmp_path)))
+        ds = DATASETS.build(dict(cfg[loader].dataset, data_root=str(tmp_path)))
         assert ds.CLASSES == ('Fungi', 'Aves')  # sorted by category id
         assert ds.get_gt_labels().tolist() == [1, 0]
 
@@ -82,8 +84,7 @@ def test_inat_names_from_json(tmp_path):
 def test_cifar_names_from_meta(cls, kind, num, tmp_path, monkeypatch):
     imgs = np.zeros((num, 32, 32, 3), np.uint8)
     names = [f'{kind} name {i}' for i in range(num)]
-    write_fake_cifar(tmp_path, kind, imgs, range(num), imgs, range(num),
-                     names)
+    write_fake_cifar(tmp_path, kind, imgs, range(num), imgs, range(num), names)
     accept_fake_cifar(monkeypatch, cls, tmp_path)
     for split in ('train', 'test'):
         ds = cls(data_root=str(tmp_path), split=split, imbalance_ratio=1)

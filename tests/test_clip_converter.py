@@ -14,11 +14,11 @@ from mmpretrain.registry import MODELS
 from safetensors.torch import save_file
 
 import lpt_mmpretrain  # noqa: F401
-from lpt_mmpretrain.models.necks import CLIPProjectionNeck
 from lpt_mmpretrain.checkpoints import (CLIP_PROJ_KEY, convert_clip_checkpoint,
                                         convert_clip_visual,
                                         load_clip_state_dict,
                                         split_clip_visual)
+from lpt_mmpretrain.models.necks import CLIPProjectionNeck
 
 open_clip = pytest.importorskip('open_clip')
 from open_clip.transformer import QuickGELU, VisionTransformer  # noqa: E402
@@ -160,11 +160,10 @@ def test_prompted_backbone_and_pre_norm_layout(tmp_path):
     backbone = lpt_backbone(dst, prompt_length=3)
     assert backbone.prompt.shape == (LAYERS, 3, WIDTH)
     assert backbone.patch_embed.projection.bias is None  # as CLIP's conv1
-    torch.testing.assert_close(backbone.pre_norm.weight,
-                               tower.ln_pre.weight)
-    torch.testing.assert_close(backbone.layers[1].attn.qkv.weight,
-                               tower.transformer.resblocks[1].attn.
-                               in_proj_weight)
+    torch.testing.assert_close(backbone.pre_norm.weight, tower.ln_pre.weight)
+    torch.testing.assert_close(
+        backbone.layers[1].attn.qkv.weight,
+        tower.transformer.resblocks[1].attn.in_proj_weight)
     assert backbone.pre_norm.eps == backbone.ln1.eps == 1e-5
 
 
@@ -173,10 +172,14 @@ def test_safetensors_and_torchscript_sources(tmp_path):
     want = convert_clip_checkpoint(tower.state_dict())['state_dict']
 
     st = str(tmp_path / 'open_clip_model.safetensors')
-    save_file({f'visual.{k}': v.contiguous()
-               for k, v in tower.state_dict().items()}, st)
+    save_file(
+        {
+            f'visual.{k}': v.contiguous()
+            for k, v in tower.state_dict().items()
+        }, st)
 
     class Whole(torch.nn.Module):  # OpenAI ships a TorchScript CLIP model
+
         def __init__(self):
             super().__init__()
             self.visual = tower
@@ -215,9 +218,8 @@ def test_checkpoint_layout_and_meta():
     state = ckpt['state_dict']
     assert all(k.startswith('backbone.') for k in state if k != CLIP_PROJ_KEY)
     torch.testing.assert_close(state[CLIP_PROJ_KEY], tower.proj.t())
-    torch.testing.assert_close(
-        state['backbone.layers.0.attn.gamma1.weight'],
-        tower.transformer.resblocks[0].ls_1.gamma)
+    torch.testing.assert_close(state['backbone.layers.0.attn.gamma1.weight'],
+                               tower.transformer.resblocks[0].ls_1.gamma)
     assert ckpt['meta'] == dict(
         converted_from='clip',
         source='',
@@ -258,13 +260,20 @@ def test_bad_tower_names_first_key(change, first_key):
 
 
 @pytest.mark.parametrize('state, hint', [
-    ({'blocks.0.attn.qkv.weight': torch.zeros(3), 'cls_token': torch.zeros(1)},
-     'timm ViT'),
-    ({'vision_model.embeddings.class_embedding': torch.zeros(1)},
-     'Hugging Face'),
-    ({'visual.conv1.weight': torch.zeros(1), 'visual.bn1.weight': torch.zeros(
-        1)}, 'ResNet CLIP'),
-    ({'token_embedding.weight': torch.zeros(1)}, 'text tower'),
+    ({
+        'blocks.0.attn.qkv.weight': torch.zeros(3),
+        'cls_token': torch.zeros(1)
+    }, 'timm ViT'),
+    ({
+        'vision_model.embeddings.class_embedding': torch.zeros(1)
+    }, 'Hugging Face'),
+    ({
+        'visual.conv1.weight': torch.zeros(1),
+        'visual.bn1.weight': torch.zeros(1)
+    }, 'ResNet CLIP'),
+    ({
+        'token_embedding.weight': torch.zeros(1)
+    }, 'text tower'),
 ])
 def test_other_models_fail_with_hint(tmp_path, state, hint):
     src = str(tmp_path / 'other.pth')
@@ -321,8 +330,7 @@ def test_projection_in_an_image_classifier(tmp_path):
                 out_channels=EMBED,
                 init_cfg=dict(
                     type='Pretrained', checkpoint=dst, prefix='neck.')),
-            head=dict(type='CosineClsHead', num_classes=3,
-                      in_channels=EMBED)))
+            head=dict(type='CosineClsHead', num_classes=3, in_channels=EMBED)))
     model.init_weights()
     model.eval()
     with torch.no_grad():

@@ -62,8 +62,10 @@ def tiny_clip(tmp_path):
 
 
 def expected(model, image_space=True):
-    prompts = ['a photo of a cat.', 'a photo of a sea lion.', 'a photo of a '
-               'dog.']
+    prompts = [
+        'a photo of a cat.', 'a photo of a sea lion.', 'a photo of a '
+        'dog.'
+    ]
     with torch.no_grad():
         emb = F.normalize(
             model.encode_text(open_clip.tokenize(prompts)), dim=-1)
@@ -90,7 +92,8 @@ def test_tool_writes_lift_text_embeddings(tmp_path, tiny_clip, joint_space):
 def test_activation_matters(tmp_path, tiny_clip):
     model, cfg_file, ckpt, names = tiny_clip
     out = load_tool().main(
-        [ckpt, names, str(tmp_path / 't.pth'), '--model', cfg_file])
+        [ckpt, names,
+         str(tmp_path / 't.pth'), '--model', cfg_file])
     diff = out['state_dict']['head.fc.weight'] - expected(model)
     assert diff.abs().max() > 1e-4
 
@@ -99,20 +102,22 @@ def test_missing_text_tower_and_wrong_model(tmp_path, tiny_clip):
     model, cfg_file, ckpt, names = tiny_clip
     visual_only = str(tmp_path / 'visual.bin')
     torch.save(
-        {k: v
-         for k, v in model.state_dict().items() if k.startswith('visual.')},
-        visual_only)
+        {
+            k: v
+            for k, v in model.state_dict().items() if k.startswith('visual.')
+        }, visual_only)
     with pytest.raises(ValueError, match="Key 'positional_embedding'"):
-        load_tool().main([
-            visual_only, names,
-            str(tmp_path / 't.pth'), '--model', cfg_file
-        ])
+        load_tool().main(
+            [visual_only, names,
+             str(tmp_path / 't.pth'), '--model', cfg_file])
     with pytest.raises(ValueError, match='does not match the checkpoint'):
         load_tool().main(
-            [ckpt, names, str(tmp_path / 't.pth'), '--model', 'ViT-B-16'])
+            [ckpt, names,
+             str(tmp_path / 't.pth'), '--model', 'ViT-B-16'])
     with pytest.raises(ValueError, match='Unknown open_clip model'):
         load_tool().main(
-            [ckpt, names, str(tmp_path / 't.pth'), '--model', 'no-such'])
+            [ckpt, names,
+             str(tmp_path / 't.pth'), '--model', 'no-such'])
     empty = str(tmp_path / 'empty.txt')
     open(empty, 'w').close()
     with pytest.raises(ValueError, match='no class names'):

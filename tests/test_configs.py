@@ -6,13 +6,12 @@ The models are built on the ``meta`` device: parameter names, shapes and
 from pathlib import Path
 
 import pytest
+from conftest import on_meta
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
-from mmpretrain.registry import (DATA_SAMPLERS, DATASETS, HOOKS, METRICS,
-                                 MODELS)
+from mmpretrain.registry import DATA_SAMPLERS, DATASETS, HOOKS, METRICS, MODELS
 
 import lpt_mmpretrain  # noqa: F401
-from conftest import on_meta
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = sorted(

@@ -7,7 +7,8 @@ from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
 from lpt_mmpretrain.models.heads import cosine_cls_head
-from lpt_mmpretrain.models.heads.cosine_cls_head import CosineClsHead  # noqa: F401  (registers it)
+from lpt_mmpretrain.models.heads.cosine_cls_head import \
+    CosineClsHead  # noqa: F401  (registers it)
 from lpt_mmpretrain.structures import STREAM_KEY
 
 COUNTS = [50, 20, 8, 3, 1]

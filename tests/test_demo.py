@@ -12,7 +12,6 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 PNG_SIGNATURE = b'\x89PNG\r\n\x1a\n'
 
-
 from conftest import load_tool  # noqa: E402
 
 
@@ -115,7 +114,10 @@ def test_plot_from_config(tmp_path):
         'configs/lpt/phase1_digit_pairs.py', '--out',
         str(tmp_path / 'a.png'), '--counts-out',
         str(tmp_path / 'c.png')
-    ], cwd=ROOT, capture_output=True, text=True)
+    ],
+                          cwd=ROOT,
+                          capture_output=True,
+                          text=True)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert is_png(tmp_path / 'a.png') and is_png(tmp_path / 'c.png')
 
@@ -159,21 +161,28 @@ def test_progress_counts_running_epochs(demo, tmp_path):
 
 def test_tables(demo):
     metrics = {
-        'long_tail/top1': 20., 'long_tail/many': 30., 'long_tail/medium': 20.,
+        'long_tail/top1': 20.,
+        'long_tail/many': 30.,
+        'long_tail/medium': 20.,
         'long_tail/few': 10.
     }
     runs = {
         seed: {
-            key: dict(title=title, metrics={
-                k: v + seed for k, v in metrics.items()})
+            key:
+            dict(
+                title=title, metrics={
+                    k: v + seed
+                    for k, v in metrics.items()
+                })
             for key, title, _, _ in demo.MODELS
         }
         for seed in (0, 2)
     }
     text = demo.tables(runs)
-    assert '| 2 | LPT phase 1 (shared prompt) | 22.00 | 32.00 | 22.00 | 12.00 |' \
-        in text
-    assert '| LPT phase 2 (+ prompt pool) | 21.00 ± 1.4 | 31.00 ± 1.4 |' in text
+    assert ('| 2 | LPT phase 1 (shared prompt) | 22.00 | 32.00 | 22.00 '
+            '| 12.00 |') in text
+    assert ('| LPT phase 2 (+ prompt pool) | 21.00 ± 1.4 '
+            '| 31.00 ± 1.4 |') in text
     assert '16,640 | 233,024 |' in text  # phase 2: trainable, total
 
 
@@ -195,7 +204,10 @@ def test_demo_quick(tmp_path):
     proc = subprocess.run([
         sys.executable, 'tools/demo.py', '--quick', '--work-dir',
         str(work_dir), '--seeds', '3'
-    ], cwd=ROOT, capture_output=True, text=True)
+    ],
+                          cwd=ROOT,
+                          capture_output=True,
+                          text=True)
     out = proc.stdout
     assert proc.returncode == 0, out[-3000:] + proc.stderr[-3000:]
     assert 'MultiScaleDeformableAttention' not in proc.stderr
@@ -222,7 +234,8 @@ def test_demo_quick(tmp_path):
         }
         assert Path(row['preds']).is_file()
         # the LPT rows were tested from their prompt-only checkpoints
-        assert row['checkpoint'].endswith('_prompts.pth') == (key != 'baseline')
+        assert row['checkpoint'].endswith('_prompts.pth') == (
+            key != 'baseline')
     seed_dir = work_dir / 'seed_3'
     assert is_png(seed_dir / 'per_class_accuracy.png')
     assert is_png(seed_dir / 'class_counts.png')

@@ -1,10 +1,10 @@
 import numpy as np
 import pytest
+from mmpretrain.registry import DATASETS
 from sklearn.datasets import load_digits
 
 from lpt_mmpretrain.datasets import (DigitPairsLT, DigitsLT, compose_digits,
                                      exponential_profile)
-from mmpretrain.registry import DATASETS
 
 
 @pytest.fixture(scope='module')

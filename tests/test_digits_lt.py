@@ -1,10 +1,10 @@
 import numpy as np
 import pytest
+from mmpretrain.registry import DATASETS
 from sklearn.datasets import load_digits
 
 from lpt_mmpretrain.datasets import DigitsLT, exponential_profile
 from lpt_mmpretrain.structures import STREAM_CB, STREAM_IB, STREAM_KEY
-from mmpretrain.registry import DATASETS
 
 PACK = [dict(type='PackInputs')]
 
@@ -145,11 +145,10 @@ def test_compose_digits():
 
 def test_test_pipeline_resizes_any_input():
     """A 128-px image of a digit gives the model the 32-px one (issue 11)."""
+    import mmcv
     from mmengine.config import Config
     from mmengine.dataset import Compose
     from mmpretrain.utils import register_all_modules
-
-    import mmcv
     register_all_modules()
     cfg = Config.fromfile('configs/lpt/phase1_digits.py')
     pipeline = Compose(cfg.test_dataloader.dataset.pipeline)

@@ -24,8 +24,8 @@ def test_shipped_standin_loads_and_matches_its_record():
 def test_phase1_config_builds_on_the_standin():
     """The digits configs load the stand-in from any directory."""
     from mmengine.config import Config
-    from mmpretrain.registry import MODELS
     from mmengine.registry import init_default_scope
+    from mmpretrain.registry import MODELS
 
     init_default_scope('mmpretrain')
     cfg = Config.fromfile('configs/lpt/phase1_digits.py')
@@ -41,9 +41,10 @@ def copy_dir(tmp_path, monkeypatch):
     for path in standin.standin_files('digits_vit_tiny'):
         shutil.copy(path, tmp_path)
     monkeypatch.setattr(
-        standin, 'standin_files',
-        lambda name, directory=str(tmp_path): (
-            f'{directory}/{name}.pth', f'{directory}/{name}.json'))
+        standin,
+        'standin_files',
+        lambda name, directory=str(tmp_path):
+        (f'{directory}/{name}.pth', f'{directory}/{name}.json'))
     return tmp_path
 
 
@@ -57,8 +58,9 @@ def test_a_changed_file_is_refused(copy_dir):
 
 def test_a_missing_file_says_how_to_make_it(copy_dir):
     (copy_dir / 'digits_vit_tiny.pth').unlink()
-    with pytest.raises(FileNotFoundError,
-                       match='git checkout.*digits_pretrain_vit_tiny.py'):
+    with pytest.raises(
+            FileNotFoundError,
+            match='git checkout.*digits_pretrain_vit_tiny.py'):
         standin.load_from_standin('standin://digits_vit_tiny')
 
 

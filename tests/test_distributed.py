@@ -34,6 +34,7 @@ TOOLS = ROOT / 'tools'
 PHASE1 = ROOT / 'configs' / 'lpt' / 'phase1_digits.py'
 PHASE2 = ROOT / 'configs' / 'lpt' / 'phase2_digits.py'
 from conftest import Workspace  # noqa: E402
+
 WORLD = 2
 B = 8  # images per stream per rank
 EPOCHS = 2
@@ -111,8 +112,7 @@ class DistWorkspace(Workspace):
             out = self.run([
                 'bash', TOOLS / 'dist_train.sh', config, procs, '--work-dir',
                 work_dir, '--no-validate', '--cfg-options',
-                f'model.backbone.init_cfg.checkpoint={self.backbone}',
-                *options
+                f'model.backbone.init_cfg.checkpoint={self.backbone}', *options
             ]).stdout
         return out, work_dir
 
@@ -133,8 +133,8 @@ def ws(tmp_path_factory):
 
 @pytest.fixture(scope='module')
 def phase1_dist(ws):
-    return ws.train(ws.phase1, 'p1_dist', *NO_NOISE, *PER_RANK_BATCH,
-                    procs=WORLD)
+    return ws.train(
+        ws.phase1, 'p1_dist', *NO_NOISE, *PER_RANK_BATCH, procs=WORLD)
 
 
 @pytest.fixture(scope='module')
@@ -144,9 +144,13 @@ def phase1_single(ws):
 
 @pytest.fixture(scope='module')
 def phase2_dist(ws, phase1_dist):
-    return ws.train(ws.phase2, 'p2_dist', *NO_NOISE, *PER_RANK_BATCH,
-                    f'model.phase1_checkpoint={phase1_dist[1]}',
-                    procs=WORLD)
+    return ws.train(
+        ws.phase2,
+        'p2_dist',
+        *NO_NOISE,
+        *PER_RANK_BATCH,
+        f'model.phase1_checkpoint={phase1_dist[1]}',
+        procs=WORLD)
 
 
 @pytest.fixture(scope='module')
@@ -179,8 +183,7 @@ def _streams(batch):
 
 
 @pytest.mark.timeout(600)
-def test_phase1_and_phase2_run_on_two_cpu_processes(phase1_dist,
-                                                    phase2_dist):
+def test_phase1_and_phase2_run_on_two_cpu_processes(phase1_dist, phase2_dist):
     iters = NUM_TRAIN // (WORLD * B)
     for out, work_dir in (phase1_dist, phase2_dist):
         assert "using the 'gloo' backend" in out
@@ -234,8 +237,8 @@ def test_ranks_split_the_global_sequence(phase1_dist, phase1_single,
 @pytest.mark.timeout(600)
 def test_dist_test_covers_the_whole_test_set(ws, phase1_dist, phase2_dist):
     dump = ws.root / 'preds.pkl'
-    out = ws.dist_test(ws.phase2, phase2_dist[1] / f'epoch_{EPOCHS}.pth',
-                       dump, f'model.phase1_checkpoint={phase1_dist[1]}')
+    out = ws.dist_test(ws.phase2, phase2_dist[1] / f'epoch_{EPOCHS}.pth', dump,
+                       f'model.phase1_checkpoint={phase1_dist[1]}')
     with open(dump, 'rb') as f:
         preds = pickle.load(f)
     assert sorted(p['sample_idx'] for p in preds) == list(range(NUM_TEST))
@@ -265,7 +268,10 @@ def test_two_processes_equal_one_with_the_total_batch(phase1_dist,
                 # it trains: not a comparison of two initial states
                 assert not torch.equal(s[key], first[key]), key
             torch.testing.assert_close(
-                d[key], s[key], atol=1e-5, rtol=1e-5,
+                d[key],
+                s[key],
+                atol=1e-5,
+                rtol=1e-5,
                 msg=lambda m: f'{key} of phase {phase}: {m}')
 
 
@@ -277,13 +283,17 @@ def test_with_noise_the_runs_differ_through_the_noise_only(ws, phase1_dist):
     run; it differs from it no more than two 1-rank runs that differ only in
     their noise (IterSeedHook's ``seed_offset``) differ from each other.
     """
-    dist = ws.train(ws.phase1, 'p1_dist_noise', *PER_RANK_BATCH,
-                    procs=WORLD, epochs=1)
+    dist = ws.train(
+        ws.phase1, 'p1_dist_noise', *PER_RANK_BATCH, procs=WORLD, epochs=1)
     single = ws.train(ws.phase1, 'p1_single_noise', *TOTAL_BATCH, epochs=1)
     hooks = Config.fromfile(PHASE1).custom_hooks  # the same order
     reseed = [h['type'] for h in hooks].index('IterSeedHook')
-    other_noise = ws.train(ws.phase1, 'p1_single_other_noise', *TOTAL_BATCH,
-                           f'custom_hooks.{reseed}.seed_offset=1', epochs=1)
+    other_noise = ws.train(
+        ws.phase1,
+        'p1_single_other_noise',
+        *TOTAL_BATCH,
+        f'custom_hooks.{reseed}.seed_offset=1',
+        epochs=1)
     for out, _ in (dist, single, other_noise):
         losses = _losses(out)
         assert losses and all(math.isfinite(v) for v in losses)

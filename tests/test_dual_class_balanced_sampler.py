@@ -4,13 +4,13 @@ from unittest import mock
 import numpy as np
 import pytest
 import torch
+from mmpretrain.registry import DATA_SAMPLERS
 from torch.utils.data import DataLoader
 
-from lpt_mmpretrain.datasets.samplers import dual_class_balanced_sampler as mod
 from lpt_mmpretrain.datasets.samplers import (DualClassBalancedSampler,
                                               DualStreamBatchSampler)
+from lpt_mmpretrain.datasets.samplers import dual_class_balanced_sampler as mod
 from lpt_mmpretrain.structures import STREAM_CB, STREAM_IB
-from mmpretrain.registry import DATA_SAMPLERS
 
 
 class FakeLTDataset:
@@ -23,8 +23,8 @@ class FakeLTDataset:
                  seed: int = 0,
                  classes: Optional[tuple] = None) -> None:
         rng = np.random.default_rng(seed)
-        self.labels = rng.permutation(np.repeat(np.arange(len(counts)),
-                                                counts))
+        self.labels = rng.permutation(
+            np.repeat(np.arange(len(counts)), counts))
         self.metainfo = dict(
             classes=classes or tuple(f'c{i}' for i in range(len(counts))))
 
@@ -36,16 +36,15 @@ class FakeLTDataset:
 
     def __getitem__(self, item):
         index, stream = item
-        return dict(index=index, stream=stream,
-                    label=int(self.labels[index]))
+        return dict(index=index, stream=stream, label=int(self.labels[index]))
 
 
 COUNTS = [60, 45, 33, 25, 18, 14, 10, 8, 6, 5, 4, 3, 3, 2, 2, 1]
 
 
 def make_sampler(dataset, batch_size, rank=0, world_size=1, **kwargs):
-    with mock.patch.object(mod, 'get_dist_info',
-                           return_value=(rank, world_size)):
+    with mock.patch.object(
+            mod, 'get_dist_info', return_value=(rank, world_size)):
         return DualClassBalancedSampler(dataset, batch_size, **kwargs)
 
 
@@ -122,10 +121,10 @@ def test_class_balanced_uniform_over_many_batches():
     for epoch in range(10):
         sampler.set_epoch(epoch)
         cb, ib = split(sampler)
-        cb_hist += np.bincount(ds.labels[np.concatenate(cb)],
-                               minlength=len(counts))
-        ib_hist += np.bincount(ds.labels[np.concatenate(ib)],
-                               minlength=len(counts))
+        cb_hist += np.bincount(
+            ds.labels[np.concatenate(cb)], minlength=len(counts))
+        ib_hist += np.bincount(
+            ds.labels[np.concatenate(ib)], minlength=len(counts))
     # every epoch: 198 draws = 24 full cycles + 6 -> counts differ by <= k
     assert cb_hist.max() - cb_hist.min() <= 2 * 10
     expected = cb_hist.sum() / len(counts)

@@ -40,8 +40,7 @@ def _load(path):
 
 @pytest.mark.timeout(600)
 def test_test_py_prints_the_long_tail_metrics(digits_runs, tmp_path):
-    out = tool('test', PHASE1, digits_runs.phase1_full, '--work-dir',
-               tmp_path)
+    out = tool('test', PHASE1, digits_runs.phase1_full, '--work-dir', tmp_path)
     assert set(metrics(out)) >= {
         'long_tail/top1', 'long_tail/class_mean', 'long_tail/many',
         'long_tail/medium', 'long_tail/few'
@@ -50,18 +49,16 @@ def test_test_py_prints_the_long_tail_metrics(digits_runs, tmp_path):
 
 def test_phase2_refuses_to_start_without_phase1(tmp_path):
     with pytest.raises(ValueError, match='phase1_checkpoint'):
-        tool('train', PHASE2, '--work-dir', tmp_path / 'bad',
-             '--cfg-options', 'model.phase1_checkpoint=None')
+        tool('train', PHASE2, '--work-dir', tmp_path / 'bad', '--cfg-options',
+             'model.phase1_checkpoint=None')
     assert not list(tmp_path.glob('bad/*.pth'))
 
 
 def test_phase2_keeps_the_shared_prompt_of_phase1(digits_runs):
     phase1 = _load(digits_runs.phase1_full)['state_dict']
     phase2 = _load(digits_runs.phase2_full)['state_dict']
-    torch.testing.assert_close(phase2['backbone.prompt'],
-                               phase1['backbone.prompt'],
-                               atol=0,
-                               rtol=0)
+    torch.testing.assert_close(
+        phase2['backbone.prompt'], phase1['backbone.prompt'], atol=0, rtol=0)
 
 
 @pytest.mark.timeout(900)
@@ -73,9 +70,9 @@ def test_test_py_prompt_only_equals_full(digits_runs, tmp_path):
     out = {}
     for kind, checkpoint in (('full', full_file), ('small', prompt_only)):
         out[kind] = metrics(
-            tool('test', PHASE2, checkpoint, '--out',
-                 tmp_path / f'{kind}.pkl', '--work-dir', tmp_path / kind,
-                 '--cfg-options', *digits_runs.phase2_options))
+            tool('test', PHASE2, checkpoint, '--out', tmp_path / f'{kind}.pkl',
+                 '--work-dir', tmp_path / kind, '--cfg-options',
+                 *digits_runs.phase2_options))
     assert 'long_tail/few' in out['full']
     assert out['small'] == out['full']
     with open(tmp_path / 'full.pkl', 'rb') as f:

@@ -4,9 +4,9 @@ import json
 import cv2
 import numpy as np
 import pytest
+from mmpretrain.registry import DATASETS
 
 from lpt_mmpretrain.datasets import INat2018
-from mmpretrain.registry import DATASETS
 
 PIPELINE = [dict(type='LoadImageFromFile'), dict(type='PackInputs')]
 

@@ -67,11 +67,12 @@ def digit_images(tmp_path_factory):
     ]
     listed = root / 'list.txt'
     listed.write_text('\n'.join(os.path.relpath(p, root) for p in paths))
-    return dict(root=root,
-                paths=paths,
-                folder=str(root / 'folder'),
-                list=str(listed),
-                arrays=[d['img'] for d in data])
+    return dict(
+        root=root,
+        paths=paths,
+        folder=str(root / 'folder'),
+        list=str(listed),
+        arrays=[d['img'] for d in data])
 
 
 def _expected_scores(checkpoint, arrays):
@@ -147,18 +148,17 @@ def test_infer_tool_folder_list_and_image(kind, digits_runs, digit_images,
 def test_inferencer_class_names(digits_runs, digit_images, tmp_path):
     names = tmp_path / 'names.txt'
     names.write_text('\n'.join(f'digit {i}' for i in range(10)))
-    inferencer = LPTClassifierInferencer(PHASE2,
-                                         digits_runs.phase2_full,
-                                         classes=str(names))
+    inferencer = LPTClassifierInferencer(
+        PHASE2, digits_runs.phase2_full, classes=str(names))
     result = inferencer(digit_images['paths'][:2], topk=10)
     assert len(result) == 2 and len(result[0]['topk']) == 10
     assert result[0]['pred_class'] == f"digit {result[0]['pred_label']}"
-    with pytest.raises(ValueError,
-                       match='3 class names are given for a '
-                       'head with 10 classes'):
-        LPTClassifierInferencer(PHASE2,
-                                digits_runs.phase2_full,
-                                classes=['a', 'b', 'c'])
+    with pytest.raises(
+            ValueError,
+            match='3 class names are given for a '
+            'head with 10 classes'):
+        LPTClassifierInferencer(
+            PHASE2, digits_runs.phase2_full, classes=['a', 'b', 'c'])
     with pytest.raises(FileNotFoundError, match='does not exist'):
         LPTClassifierInferencer(PHASE2, str(tmp_path / 'nope.pth'))
     with pytest.raises(ValueError, match='topk must be >= 1'):

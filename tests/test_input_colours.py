@@ -24,12 +24,12 @@ from fixtures.fake_cifar import accept_fake_cifar, write_fake_cifar
 from mmengine.config import Config
 from mmengine.dataset import Compose, pseudo_collate
 from mmengine.registry import init_default_scope
+from mmpretrain.datasets import CIFAR10
+from mmpretrain.registry import DATASETS, MODELS, TRANSFORMS
 
 import lpt_mmpretrain  # noqa: F401
 from lpt_mmpretrain.datasets import (CIFAR10LT, CIFAR100LT, INat2018,
                                      SplitFileLTDataset)
-from mmpretrain.datasets import CIFAR10
-from mmpretrain.registry import DATASETS, MODELS, TRANSFORMS
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = sorted(
@@ -53,8 +53,8 @@ def cifar_roots(tmp_path_factory):
     """Fake CIFAR-10 and CIFAR-100, one image of colour RGB per class."""
     roots = {}
     with pytest.MonkeyPatch.context() as mp:
-        for cls, kind, num in ((CIFAR10LT, 'cifar10', 10),
-                               (CIFAR100LT, 'cifar100', 100)):
+        for cls, kind, num in ((CIFAR10LT, 'cifar10', 10), (CIFAR100LT,
+                                                            'cifar100', 100)):
             root = tmp_path_factory.mktemp(kind)
             imgs = np.empty((num, 32, 32, 3), np.uint8)
             imgs[...] = RGB
@@ -150,8 +150,7 @@ def test_colour_reaches_the_model(path, tmp_path, cifar_roots):
         if ds_cfg in seen:  # test_dataloader = val_dataloader
             continue
         seen.append(ds_cfg)
-        for label, ds, kind in _cases(ds_cfg, tmp_path / loader,
-                                      cifar_roots):
+        for label, ds, kind in _cases(ds_cfg, tmp_path / loader, cifar_roots):
             if kind != 'memory':
                 # no serialisation: its gc.collect() costs a second here
                 ds = dict(ds, serialize_data=False)

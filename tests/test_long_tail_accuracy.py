@@ -1,11 +1,11 @@
 import pytest
 import torch
 from mmengine.evaluator import Evaluator
+from mmpretrain.registry import METRICS
+from mmpretrain.structures import DataSample
 
 import lpt_mmpretrain.evaluation.long_tail_accuracy as lta_module
 from lpt_mmpretrain.evaluation import LongTailAccuracy
-from mmpretrain.registry import METRICS
-from mmpretrain.structures import DataSample
 
 # Training counts: class 0 many-shot; 1, 2 medium; 3 sits on the few-shot
 # threshold (medium for the papers, few for the official LPT evaluation);
@@ -59,8 +59,8 @@ def test_absent_classes_and_empty_groups(logs):
     # class 4 (the only few-shot class) is not evaluated, class 2 neither:
     # 6 of 8 right; classes 0 / 1 / 3 at 75 / 50 / 100 %
     pairs = [pair for pair in PAIRS if pair[0] not in (2, 4)]
-    out = LongTailAccuracy(cls_num_list=COUNTS).compute_metrics(
-        _results(pairs))
+    out = LongTailAccuracy(
+        cls_num_list=COUNTS).compute_metrics(_results(pairs))
     assert out == pytest.approx(
         dict(top1=75., class_mean=75., many=75., medium=75.))
     assert any('no evaluated class is few-shot' in line for line in logs)

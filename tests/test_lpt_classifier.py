@@ -2,49 +2,52 @@ import copy
 
 import pytest
 import torch
+from conftest import TINY_VIT as TINY  # noqa: E402
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
 import lpt_mmpretrain  # noqa: F401
 from lpt_mmpretrain.structures import STREAM_KEY
 
-from conftest import TINY_VIT as TINY  # noqa: E402
 NUM_CLASSES = 5
 
 
 def backbone_cfg(prompt_length=3):
-    return dict(type='LPTVisionTransformer',
-                arch=TINY,
-                img_size=32,
-                patch_size=8,
-                prompt_length=prompt_length)
+    return dict(
+        type='LPTVisionTransformer',
+        arch=TINY,
+        img_size=32,
+        patch_size=8,
+        prompt_length=prompt_length)
 
 
 def head_cfg():
-    return dict(type='CosineClsHead',
-                num_classes=NUM_CLASSES,
-                in_channels=32,
-                loss=dict(type='AsymmetricGCLLoss',
-                          cls_num_list=[40, 20, 10, 5, 2],
-                          gamma_pos=0.,
-                          gamma_neg=4.),
-                ib_loss=dict(type='AsymmetricGCLLoss',
-                             cls_num_list=[40, 20, 10, 5, 2],
-                             gamma_pos=0.5,
-                             gamma_neg=8.),
-                ib_loss_weight=0.5)
+    return dict(
+        type='CosineClsHead',
+        num_classes=NUM_CLASSES,
+        in_channels=32,
+        loss=dict(
+            type='AsymmetricGCLLoss',
+            cls_num_list=[40, 20, 10, 5, 2],
+            gamma_pos=0.,
+            gamma_neg=4.),
+        ib_loss=dict(
+            type='AsymmetricGCLLoss',
+            cls_num_list=[40, 20, 10, 5, 2],
+            gamma_pos=0.5,
+            gamma_neg=8.),
+        ib_loss_weight=0.5)
 
 
 def phase2_cfg(**kwargs):
-    cfg = dict(type='LPTClassifier',
-               backbone=backbone_cfg(),
-               neck=dict(type='PromptPoolNeck',
-                         pool_size=4,
-                         prompt_length=2,
-                         top_k=2),
-               head=head_cfg(),
-               share_blocks=2,
-               allow_no_phase1=True)
+    cfg = dict(
+        type='LPTClassifier',
+        backbone=backbone_cfg(),
+        neck=dict(
+            type='PromptPoolNeck', pool_size=4, prompt_length=2, top_k=2),
+        head=head_cfg(),
+        share_blocks=2,
+        allow_no_phase1=True)
     cfg.update(kwargs)
     return cfg
 
@@ -96,10 +99,8 @@ def test_shared_prefix_equals_naive_predict():
     pred_s = shared.predict(x)
     pred_n = naive.predict(x)
     for a, b in zip(pred_s, pred_n):
-        torch.testing.assert_close(a.pred_score,
-                                   b.pred_score,
-                                   atol=1e-6,
-                                   rtol=0)
+        torch.testing.assert_close(
+            a.pred_score, b.pred_score, atol=1e-6, rtol=0)
 
 
 def test_shared_prefix_equals_naive_train_step():
@@ -120,16 +121,12 @@ def test_shared_prefix_equals_naive_train_step():
         })
     assert set(losses[0]) == {'loss_cb', 'loss_ib', 'loss_match'}
     for key in losses[0]:
-        torch.testing.assert_close(losses[0][key],
-                                   losses[1][key],
-                                   atol=1e-6,
-                                   rtol=0)
+        torch.testing.assert_close(
+            losses[0][key], losses[1][key], atol=1e-6, rtol=0)
     assert grads[0].keys() == grads[1].keys()
     for name in grads[0]:
-        torch.testing.assert_close(grads[0][name],
-                                   grads[1][name],
-                                   atol=1e-6,
-                                   rtol=0)
+        torch.testing.assert_close(
+            grads[0][name], grads[1][name], atol=1e-6, rtol=0)
 
 
 def test_gradients_reach_only_pool_keys_and_head():
@@ -137,8 +134,8 @@ def test_gradients_reach_only_pool_keys_and_head():
     model.train()
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     assert trainable == {'neck.prompt', 'neck.key', 'head.fc.weight'}
-    loss = model.loss(torch.randn(8, 3, 32, 32),
-                      dual_samples([0, 1, 2, 3, 4, 0, 1, 2]))
+    loss = model.loss(
+        torch.randn(8, 3, 32, 32), dual_samples([0, 1, 2, 3, 4, 0, 1, 2]))
     sum(loss.values()).backward()
     for name, p in model.named_parameters():
         if name in trainable:
@@ -165,9 +162,10 @@ def test_match_loss_is_weighted_mean_of_selected_cosines():
 def _phase1_checkpoint(tmp_path, prompt_length=3):
     torch.manual_seed(3)
     phase1 = MODELS.build(
-        dict(type='ImageClassifier',
-             backbone=backbone_cfg(prompt_length),
-             head=head_cfg()))
+        dict(
+            type='ImageClassifier',
+            backbone=backbone_cfg(prompt_length),
+            head=head_cfg()))
     path = tmp_path / 'phase1.pth'
     torch.save(dict(state_dict=phase1.state_dict(), meta=dict()), path)
     return phase1, path
@@ -200,5 +198,5 @@ def test_phase1_errors(tmp_path):
         model.init_weights()
 
     with pytest.raises(FileNotFoundError, match='last_checkpoint'):
-        MODELS.build(
-            phase2_cfg(phase1_checkpoint=str(tmp_path))).init_weights()
+        MODELS.build(phase2_cfg(
+            phase1_checkpoint=str(tmp_path))).init_weights()

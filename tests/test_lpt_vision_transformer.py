@@ -212,8 +212,10 @@ def test_key_mask_equals_unpadded_prompts():
         x = torch.cat([tokens, model.prompt[0].expand(3, -1, -1)], dim=1)
         keys = torch.ones(3, x.shape[1], dtype=torch.bool)
         torch.testing.assert_close(
-            model.forward_masked_block(0, x, keys), model.layers[0](x),
-            atol=1e-5, rtol=0)
+            model.forward_masked_block(0, x, keys),
+            model.layers[0](x),
+            atol=1e-5,
+            rtol=0)
     with pytest.raises(ValueError, match='key_mask must be a bool'):
         model.forward_blocks(tokens, 1, L, extra, key_mask=mask[:, :1])
 

@@ -44,8 +44,7 @@ def build_default(optim_wrapper: OptimWrapper, max_epochs: int):
     sched_cfg.setdefault('end', max_epochs)
     init_default_scope('mmpretrain')
     return PARAM_SCHEDULERS.build(
-        sched_cfg, default_args=dict(optimizer=optim_wrapper,
-                                     epoch_length=7))
+        sched_cfg, default_args=dict(optimizer=optim_wrapper, epoch_length=7))
 
 
 def run_epochs(optim_wrapper, scheduler, max_epochs):
@@ -66,8 +65,8 @@ def test_default_schedule_is_the_released_formula():
     lrs = run_epochs(optim_wrapper, scheduler, 90)
     assert lrs[0] == WARMUP_LR
     for epoch, lr in enumerate(lrs):
-        assert lr == pytest.approx(released_lr(epoch, 90), rel=1e-12,
-                                   abs=1e-15)
+        assert lr == pytest.approx(
+            released_lr(epoch, 90), rel=1e-12, abs=1e-15)
     assert lrs[1] < BASE_LR  # the cosine starts at t = 1, not at the peak
 
 
@@ -142,9 +141,8 @@ def train_and_record(tmp_path, schedule_file: str, max_epochs: int):
 
 
 def test_one_epoch_run_is_warm_up_only(tmp_path):
-    assert train_and_record(tmp_path, 'lpt_sgd_90e.py', max_epochs=1) == [
-        (0, WARMUP_LR)
-    ] * 3
+    assert train_and_record(
+        tmp_path, 'lpt_sgd_90e.py', max_epochs=1) == [(0, WARMUP_LR)] * 3
 
 
 def test_runner_steps_the_default_schedule_once_per_epoch(tmp_path):
@@ -197,7 +195,10 @@ def test_resume_continues_the_schedule():
 def test_warmup_of_several_steps_and_eta_min():
     optim_wrapper = sgd(lr=1.)
     scheduler = WarmupCosineLR(
-        optim_wrapper, T_max=10, warmup_steps=4, warmup_start_lr=0.2,
+        optim_wrapper,
+        T_max=10,
+        warmup_steps=4,
+        warmup_start_lr=0.2,
         eta_min=0.1)
     lrs = run_epochs(optim_wrapper, scheduler, 10)
     assert lrs[:4] == pytest.approx([0.2, 0.4, 0.6, 0.8])
@@ -208,12 +209,16 @@ def test_convert_to_iter_based_multiplies_every_length():
     optim_wrapper = sgd()
     init_default_scope('mmpretrain')
     scheduler = PARAM_SCHEDULERS.build(
-        dict(type='WarmupCosineLR', by_epoch=True, begin=0, end=3,
-             convert_to_iter_based=True),
+        dict(
+            type='WarmupCosineLR',
+            by_epoch=True,
+            begin=0,
+            end=3,
+            convert_to_iter_based=True),
         default_args=dict(optimizer=optim_wrapper, epoch_length=4))
     assert not scheduler.by_epoch
     assert (scheduler.T_max, scheduler.warmup_steps, scheduler.end) == (12, 4,
-                                                                       12)
+                                                                        12)
     lrs = run_epochs(optim_wrapper, scheduler, 12)  # one step per iteration
     assert lrs[0] == WARMUP_LR
     assert lrs[2] == pytest.approx(WARMUP_LR + 2 * (BASE_LR - WARMUP_LR) / 4)
@@ -233,8 +238,9 @@ def test_bad_arguments_are_refused(kwargs, match):
 
 def _lpt_configs():
     # The DigitsLT configs run a CPU-sized recipe of their own.
-    return sorted(p for p in (ROOT / 'configs' / 'lpt').glob('*.py')
-                  if 'digit' not in p.name)
+    return sorted(
+        p for p in (ROOT / 'configs' / 'lpt').glob('*.py')
+        if 'digit' not in p.name)
 
 
 @pytest.mark.parametrize('path', _lpt_configs(), ids=lambda p: p.name)

@@ -4,9 +4,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from mmengine.config import Config
-
 from conftest import on_meta
+from mmengine.config import Config
 
 ROOT = Path(__file__).resolve().parents[1]
 METAFILE = ROOT / 'configs' / 'lpt' / 'metafile.yml'
@@ -83,8 +82,8 @@ def test_model_index_library_accepts_it():
     'configs/lpt/phase2_places.py'
 ])
 def test_parameter_counts(meta, config):
-    from mmpretrain.registry import MODELS
     from mmengine.registry import init_default_scope
+    from mmpretrain.registry import MODELS
 
     import lpt_mmpretrain  # noqa: F401
 

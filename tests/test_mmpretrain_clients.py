@@ -77,13 +77,14 @@ def test_packaged_train_wrote_both_kinds_of_file(digits_runs):
     'config',
     ['digits_pretrain_vit_tiny.py', 'baseline_digits_linear_probe.py'])
 def test_packaged_train_other_digits_configs(config, packaged_tool, tmp_path):
-    packaged_tool('train.py',
-                  CONFIGS / config,
-                  '--work-dir',
-                  tmp_path,
-                  '--cfg-options',
-                  'train_cfg.max_epochs=1',
-                  cwd=tmp_path)
+    packaged_tool(
+        'train.py',
+        CONFIGS / config,
+        '--work-dir',
+        tmp_path,
+        '--cfg-options',
+        'train_cfg.max_epochs=1',
+        cwd=tmp_path)
     assert glob.glob(str(tmp_path / 'epoch_1.pth'))
 
 
@@ -136,15 +137,15 @@ def test_packaged_confusion_matrix(kind, digits_runs, packaged_tool,
     assert cm.shape == (10, 10) and int(cm.sum()) == 300
     # the diagonal is the top-1 accuracy that tools/test.py printed
     top1 = 100 * cm.diag().sum().item() / 300
-    assert top1 == pytest.approx(full_metrics['phase2']['long_tail/top1'],
-                                 abs=0.01)
+    assert top1 == pytest.approx(
+        full_metrics['phase2']['long_tail/top1'], abs=0.01)
     assert (tmp_path / 'cm.png').stat().st_size > 0
 
 
 @pytest.mark.timeout(300)
 def test_packaged_analyze_logs(digits_runs, packaged_tool, tmp_path):
-    logs = glob.glob(str(digits_runs.phase1_dir / '*' / 'vis_data' /
-                         '2*.json'))
+    logs = glob.glob(
+        str(digits_runs.phase1_dir / '*' / 'vis_data' / '2*.json'))
     assert logs, 'the phase-1 run wrote no json log'
     out = tmp_path / 'loss.png'
     packaged_tool('analysis_tools/analyze_logs.py', 'plot_curve', logs[0],
@@ -207,10 +208,12 @@ def test_get_model_prompt_only_logits_equal_full(phase, digits_runs):
     files (needs issue 11 item 1 for the prompt-only one)."""
     from mmpretrain import get_model
     arrays = _digits()
-    full = get_model(_cfg(digits_runs, phase),
-                     pretrained=_checkpoint(digits_runs, phase, 'full'))
-    prompts = get_model(_cfg(digits_runs, phase),
-                        pretrained=_checkpoint(digits_runs, phase, 'prompts'))
+    full = get_model(
+        _cfg(digits_runs, phase),
+        pretrained=_checkpoint(digits_runs, phase, 'full'))
+    prompts = get_model(
+        _cfg(digits_runs, phase),
+        pretrained=_checkpoint(digits_runs, phase, 'prompts'))
     expected = _logits_of(full, arrays)
     torch.testing.assert_close(_logits_of(prompts, arrays), expected)
     assert full._dataset_meta['classes'] == tuple(map(str, range(10)))
@@ -232,20 +235,16 @@ def test_inferencer_on_image_files(kind, digits_runs, tmp_path):
         paths.append(str(tmp_path / f'{i}.png'))
         mmcv.imwrite(img, paths[-1])
     cfg = _cfg(digits_runs, 'phase2')
-    inferencer = ImageClassificationInferencer(model=cfg,
-                                               pretrained=_checkpoint(
-                                                   digits_runs, 'phase2',
-                                                   kind))
+    inferencer = ImageClassificationInferencer(
+        model=cfg, pretrained=_checkpoint(digits_runs, 'phase2', kind))
     results = inferencer(paths)
     full = get_model(cfg, pretrained=digits_runs.phase2_full)
     expected = _scores_of(full, arrays)
     for i, (result, scores) in enumerate(zip(results, expected)):
         assert result['pred_class'] == str(int(scores.argmax()))
         if i:  # same pixels as the arrays
-            np.testing.assert_allclose(result['pred_scores'],
-                                       scores.numpy(),
-                                       rtol=1e-4,
-                                       atol=1e-6)
+            np.testing.assert_allclose(
+                result['pred_scores'], scores.numpy(), rtol=1e-4, atol=1e-6)
 
 
 @pytest.mark.timeout(600)
@@ -253,8 +252,8 @@ def test_mim_test(digits_runs, tmp_path):
     """`mim test mmpretrain` runs the same packaged tools/test.py."""
     import shutil
     import subprocess
-    mim = shutil.which('mim',
-                       path=str(Path(__import__('sys').executable).parent))
+    mim = shutil.which(
+        'mim', path=str(Path(__import__('sys').executable).parent))
     if mim is None:
         pytest.skip('openmim is not installed (pip install openmim)')
     import os

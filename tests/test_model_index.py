@@ -9,13 +9,12 @@ import mmcv
 import numpy as np
 import pytest
 import yaml
+from conftest import on_meta
 from mmengine.config import Config
 
 import lpt_mmpretrain  # noqa: F401
 from lpt_mmpretrain.apis import (MODEL_INDEX, ModelIndexMixin,
                                  metainfo_of_config, register_lpt_models)
-
-from conftest import on_meta
 
 ROOT = Path(__file__).resolve().parents[1]
 METAFILE = ROOT / 'configs' / 'lpt' / 'metafile.yml'
@@ -131,10 +130,9 @@ def test_mixin_survives_get_model_resetting_metainfo():
     class Indexed(ModelIndexMixin, ImageClassifier):
         pass
 
-    model = Indexed(backbone=dict(type='ResNet', depth=18),
-                    head=dict(type='LinearClsHead',
-                              num_classes=2,
-                              in_channels=512))
+    model = Indexed(
+        backbone=dict(type='ResNet', depth=18),
+        head=dict(type='LinearClsHead', num_classes=2, in_channels=512))
     model._config = Config.fromfile(str(ROOT / 'configs/lpt/phase1_digits.py'))
     model._metainfo = None
     assert model._metainfo.name == DIGITS['configs/lpt/phase1_digits.py']

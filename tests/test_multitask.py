@@ -28,7 +28,10 @@ def backbone_cfg(checkpoint, prompt_length):
         init_cfg=dict(type='Pretrained', checkpoint=checkpoint))
 
 
-def model_cfg(checkpoint, prompt_length, num_classes, pool=None,
+def model_cfg(checkpoint,
+              prompt_length,
+              num_classes,
+              pool=None,
               model_type='LPTClassifier'):
     cfg = dict(
         type=model_type,
@@ -76,16 +79,16 @@ def build_task(tmp_path, name, backbone, seed, **kwargs):
     model.eval()
     classes = [f'{name}_{i}' for i in range(cfg['head']['num_classes'])]
     filename = str(tmp_path / f'{name}_prompts.pth')
-    save_prompt_checkpoint(model, filename, meta=dict(model=cfg,
-                                                      classes=classes))
+    save_prompt_checkpoint(
+        model, filename, meta=dict(model=cfg, classes=classes))
     return model, filename
 
 
 TASKS = dict(
     p1_short=dict(prompt_length=3, num_classes=5),  # phase 1: no neck
     # MMPretrain's own classifier on the LPT backbone serves as well
-    p1_plain=dict(prompt_length=3, num_classes=2,
-                  model_type='ImageClassifier'),
+    p1_plain=dict(
+        prompt_length=3, num_classes=2, model_type='ImageClassifier'),
     p1_long=dict(prompt_length=5, num_classes=3),
     # (share_blocks, pool_size, group prompt length, top_k)
     p2_a=dict(prompt_length=5, num_classes=4, pool=(2, 6, 4, 2)),
@@ -114,12 +117,16 @@ def own_scores(models, inputs, tasks):
     return scores
 
 
-@pytest.mark.parametrize('tasks', [
-    ['p1_short', 'p2_a', 'p1_long', 'p2_b', 'p2_a', 'p1_short', 'p2_b',
-     'p1_plain'],
-    ['p2_a', 'p2_a', 'p2_a'],  # one task: no padding, MMPretrain's layers
-    ['p1_long', 'p1_short'],
-])
+@pytest.mark.parametrize(
+    'tasks',
+    [
+        [
+            'p1_short', 'p2_a', 'p1_long', 'p2_b', 'p2_a', 'p1_short', 'p2_b',
+            'p1_plain'
+        ],
+        ['p2_a', 'p2_a', 'p2_a'],  # one task: no padding, MMPretrain's layers
+        ['p1_long', 'p1_short'],
+    ])
 def test_mixed_batch_equals_own_models(served, tasks):
     _, _, bb, models, files = served
     inferencer = MultiTaskInferencer(bb, files)
@@ -143,16 +150,18 @@ def test_static_pass_equals_grouped_pass(served):
     from lpt_mmpretrain.apis.multi_task_model import MultiTaskModel
     _, _, bb, _, files = served
     inferencer = MultiTaskInferencer(bb, files)
-    static = MultiTaskModel(inferencer.model.backbone, inferencer.stack,
-                            static=True)
+    static = MultiTaskModel(
+        inferencer.model.backbone, inferencer.stack, static=True)
     tasks = ['p1_short', 'p2_a', 'p1_long', 'p2_b', 'p2_a', 'p1_plain']
     torch.manual_seed(4)
     inputs = torch.randn(len(tasks), 3, 32, 32)
     idx = inferencer.task_index(tasks)
     with torch.no_grad():
-        torch.testing.assert_close(static(inputs, idx),
-                                   inferencer.model(inputs, idx),
-                                   atol=1e-5, rtol=0)
+        torch.testing.assert_close(
+            static(inputs, idx),
+            inferencer.model(inputs, idx),
+            atol=1e-5,
+            rtol=0)
 
 
 def test_phase2_samples_pick_different_entries(served):
@@ -170,8 +179,9 @@ def test_results_like_mmpretrain_inferencer(served):
     _, _, bb, models, files = served
     inferencer = MultiTaskInferencer(bb, files)
     rng = np.random.default_rng(0)
-    images = [rng.integers(0, 256, (40, 36, 3), dtype=np.uint8)
-              for _ in range(3)]
+    images = [
+        rng.integers(0, 256, (40, 36, 3), dtype=np.uint8) for _ in range(3)
+    ]
     results = inferencer(images, ['p2_b', 'p1_short', 'p2_b'], batch_size=2)
     assert [r['task'] for r in results] == ['p2_b', 'p1_short', 'p2_b']
     for r in results:
@@ -179,12 +189,11 @@ def test_results_like_mmpretrain_inferencer(served):
         assert r['pred_label'] == int(r['pred_scores'].argmax())
         assert r['pred_score'] == pytest.approx(r['pred_scores'].max())
         assert r['pred_class'] == f'{r["task"]}_{r["pred_label"]}'
-    assert inferencer.classes('p1_short') == tuple(
-        f'p1_short_{i}' for i in range(5))
+    assert inferencer.classes('p1_short') == tuple(f'p1_short_{i}'
+                                                   for i in range(5))
     # One task name for all images.
-    assert {r['task'] for r in inferencer(images[:2], 'p1_long')} == {
-        'p1_long'
-    }
+    assert {r['task']
+            for r in inferencer(images[:2], 'p1_long')} == {'p1_long'}
 
 
 def test_add_remove_tasks_keeps_backbone(served):
@@ -215,8 +224,9 @@ def test_restacked_after_remove_and_add(served):
     tasks = ['p2_a_again', 'p1_short', 'p2_b', 'p1_plain', 'p2_a_again']
     torch.manual_seed(7)
     inputs = torch.randn(len(tasks), 3, 32, 32)
-    for pred, want in zip(inferencer.predict(inputs, tasks),
-                          own_scores(models, inputs, tasks)):
+    for pred, want in zip(
+            inferencer.predict(inputs, tasks),
+            own_scores(models, inputs, tasks)):
         torch.testing.assert_close(pred.pred_score, want, atol=1e-5, rtol=0)
     # A task as its own model on the shared backbone: the normal forward.
     own = inferencer.task_model('p2_a_again')
@@ -227,8 +237,9 @@ def test_restacked_after_remove_and_add(served):
             models['p2_a'].predict(inputs)[0].pred_score)
 
 
-@pytest.mark.parametrize('form', ['config file', 'full checkpoint',
-                                  'pretrained file', 'module with prompt'])
+@pytest.mark.parametrize('form', [
+    'config file', 'full checkpoint', 'pretrained file', 'module with prompt'
+])
 def test_backbone_forms(served, form):
     tmp_path, backbone, _, models, files = served
     if form == 'config file':
@@ -247,8 +258,9 @@ def test_backbone_forms(served, form):
     tasks = ['p1_long', 'p2_a', 'p2_b']
     torch.manual_seed(3)
     inputs = torch.randn(3, 3, 32, 32)
-    for pred, want in zip(inferencer.predict(inputs, tasks),
-                          own_scores(models, inputs, tasks)):
+    for pred, want in zip(
+            inferencer.predict(inputs, tasks),
+            own_scores(models, inputs, tasks)):
         torch.testing.assert_close(pred.pred_score, want, atol=1e-5, rtol=0)
 
 
@@ -296,7 +308,6 @@ def test_other_backbone_refused(served):
 def test_full_checkpoint_refused(served):
     tmp_path, _, bb, models, _ = served
     full = tmp_path / 'full.pth'
-    torch.save(dict(state_dict=models['p1_short'].state_dict(), meta={}),
-               full)
+    torch.save(dict(state_dict=models['p1_short'].state_dict(), meta={}), full)
     with pytest.raises(ValueError, match='not a prompt-only'):
         MultiTaskInferencer(bb, {'x': str(full)})

@@ -15,10 +15,12 @@ def repository_files():
     """Tracked files plus new ones git does not ignore."""
     if shutil.which('git') is None or not (ROOT / '.git').exists():
         pytest.skip('not a git checkout')
-    out = subprocess.run(
-        ['git', 'ls-files', '--cached', '--others', '--exclude-standard',
-         '-z'],
-        cwd=ROOT, check=True, capture_output=True).stdout
+    out = subprocess.run([
+        'git', 'ls-files', '--cached', '--others', '--exclude-standard', '-z'
+    ],
+                         cwd=ROOT,
+                         check=True,
+                         capture_output=True).stdout
     return [ROOT / p for p in out.decode().split('\0') if p]
 
 

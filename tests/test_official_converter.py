@@ -12,6 +12,7 @@ import sys
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import load_tool  # noqa: E402
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 from mmengine.runner.checkpoint import load_checkpoint
@@ -24,8 +25,6 @@ from lpt_mmpretrain.checkpoints import (convert_official_state_dict,
                                         load_prompt_checkpoint,
                                         prompt_only_path)
 
-from conftest import load_tool  # noqa: E402
-
 _tool = load_tool('model_converters/lpt_official_to_mmpretrain')
 convert_official_checkpoint = _tool.convert_official_checkpoint
 load_official_checkpoint = _tool.load_official_checkpoint
@@ -33,8 +32,7 @@ load_official_checkpoint = _tool.load_official_checkpoint
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CLI = osp.join(REPO, 'tools', 'model_converters',
                'lpt_official_to_mmpretrain.py')
-OFFICIAL_CONFIG = osp.join(REPO, 'configs', 'lpt',
-                           'phase2_places_official.py')
+OFFICIAL_CONFIG = osp.join(REPO, 'configs', 'lpt', 'phase2_places_official.py')
 
 # A tiny model in the released layout: width C, L blocks, H heads, P prompt
 # tokens, a pool of POOL entries over the last L - SHARE blocks.
@@ -48,7 +46,8 @@ class _Unknown:
     """A type no allow-list knows."""
 
 
-def official_state_dict(seed: int = 0, img: int = IMG,
+def official_state_dict(seed: int = 0,
+                        img: int = IMG,
                         patch: int = PATCH) -> dict:
     """Random tensors under the released code's names and layouts."""
     gen = torch.Generator().manual_seed(seed)
@@ -105,8 +104,8 @@ def save_official(path, prefix='module.', extra=None, seed=0, **size):
 # The released forward pass, written from the method description.
 # ---------------------------------------------------------------------- #
 def _ln(x, sd, name):
-    return F.layer_norm(x, (C, ), sd[name + '.weight'], sd[name + '.bias'],
-                        eps=EPS)
+    return F.layer_norm(
+        x, (C, ), sd[name + '.weight'], sd[name + '.bias'], eps=EPS)
 
 
 def _block(x, sd, i):
@@ -127,8 +126,11 @@ def _features(images, sd, group_prompts=None):
     """CLS after the final norm; shared prompts before every block, group
     prompts (B, L - SHARE, P, C) too from block SHARE on, dropped after."""
     patch = sd['patch_embed.proj.weight'].shape[-1]
-    x = F.conv2d(images, sd['patch_embed.proj.weight'],
-                 sd['patch_embed.proj.bias'], stride=patch)
+    x = F.conv2d(
+        images,
+        sd['patch_embed.proj.weight'],
+        sd['patch_embed.proj.bias'],
+        stride=patch)
     x = x.flatten(2).transpose(1, 2)  # (B, num_patches, C)
     B, N = x.shape[0], x.shape[1] + 1
     x = torch.cat([sd['cls_token'].expand(B, -1, -1), x], dim=1)
@@ -154,7 +156,11 @@ def reference_logits(images, sd):
 
 
 # ---------------------------------------------------------------------- #
-def tiny_config(tmp_path, dst, eps=None, img=IMG, patch=PATCH,
+def tiny_config(tmp_path,
+                dst,
+                eps=None,
+                img=IMG,
+                patch=PATCH,
                 extra='') -> str:
     """phase2_places_official.py, shrunk to the tiny model (its LayerNorm
     eps kept unless ``eps`` is given)."""
@@ -215,8 +221,8 @@ def test_converted_model_matches_the_released_forward(tmp_path, capsys,
     load_checkpoint(model, str(dst), map_location='cpu', strict=True)
     x = images()
     expected = reference_logits(x, official)
-    torch.testing.assert_close(model_logits(model, x), expected, atol=1e-5,
-                               rtol=0)
+    torch.testing.assert_close(
+        model_logits(model, x), expected, atol=1e-5, rtol=0)
     # the layouts: (C, classes) transposed, prompts unchanged
     state = torch.load(dst, map_location='cpu')['state_dict']
     assert torch.equal(state['head.fc.weight'],
@@ -233,20 +239,21 @@ def test_converted_model_matches_the_released_forward(tmp_path, capsys,
     assert prompts == str(tmp_path / 'out' / 'lpt_prompts.pth')
     checkpoint = torch.load(prompts, map_location='cpu')
     assert is_prompt_checkpoint(checkpoint)
-    assert not any(k.startswith('backbone.layers')
-                   for k in checkpoint['state_dict'])
+    assert not any(
+        k.startswith('backbone.layers') for k in checkpoint['state_dict'])
     fresh, _ = build(config)
     load_prompt_checkpoint(fresh, prompts)
-    torch.testing.assert_close(model_logits(fresh, x), expected, atol=1e-5,
-                               rtol=0)
+    torch.testing.assert_close(
+        model_logits(fresh, x), expected, atol=1e-5, rtol=0)
 
 
 def test_layer_norm_eps_matters(tmp_path):
     """The config's eps 1e-5 is the released one: 1e-6 moves the logits."""
     src, dst = tmp_path / 'LPT_places.pth', tmp_path / 'lpt.pth'
     official = save_official(src)
-    convert_official_checkpoint(str(src), str(dst),
-                                build(tiny_config(tmp_path, dst))[1].model)
+    convert_official_checkpoint(
+        str(src), str(dst),
+        build(tiny_config(tmp_path, dst))[1].model)
     model, _ = build(tiny_config(tmp_path, dst, eps=1e-6))
     load_checkpoint(model, str(dst), map_location='cpu', strict=True)
     x = images()
@@ -265,9 +272,8 @@ def test_official_config():
     pipeline = cfg.test_dataloader.dataset.pipeline
     assert pipeline[0].type in ('LoadImageFromFile',
                                 'CheckedLoadImageFromFile')
-    assert [t.type for t in pipeline[1:]] == [
-        'Resize', 'CenterCrop', 'PackInputs'
-    ]
+    assert [t.type
+            for t in pipeline[1:]] == ['Resize', 'CenterCrop', 'PackInputs']
     assert pipeline[0].imdecode_backend == 'pillow'
     assert pipeline[1].scale == (256, 256)
     assert (pipeline[1].backend, pipeline[1].interpolation) == ('pillow',
@@ -290,8 +296,8 @@ def test_namespace_is_allowed_for_this_loader_only(tmp_path):
 def test_unknown_object_is_refused(tmp_path):
     src = tmp_path / 'LPT_places.pth'
     save_official(src, extra=dict(other=_Unknown()))
-    with pytest.raises(pickle.UnpicklingError,
-                       match=r'not allow-listed .*_Unknown'):
+    with pytest.raises(
+            pickle.UnpicklingError, match=r'not allow-listed .*_Unknown'):
         load_official_checkpoint(str(src))
 
 
@@ -312,9 +318,13 @@ def test_missing_and_unknown_prompt_keys_are_refused():
 
 def test_architecture_read_from_the_checkpoint():
     _, arch = convert_official_state_dict(official_state_dict())
-    assert arch == dict(num_layers=L, embed_dims=C, prompt_length=P,
-                        pool_size=POOL, share_blocks=SHARE,
-                        num_classes=CLASSES)
+    assert arch == dict(
+        num_layers=L,
+        embed_dims=C,
+        prompt_length=P,
+        pool_size=POOL,
+        share_blocks=SHARE,
+        num_classes=CLASSES)
 
 
 def test_config_that_does_not_fit_is_refused(tmp_path):
@@ -356,8 +366,8 @@ def test_tools_test_gives_the_released_predictions(tmp_path):
         for j in range(2):
             # a smooth random photo of another size than 256 x 256
             small = torch.rand(3, 30, 40, generator=rng)
-            big = F.interpolate(small[None], size=(300, 410),
-                                mode='bilinear')[0]
+            big = F.interpolate(
+                small[None], size=(300, 410), mode='bilinear')[0]
             array = (big.permute(1, 2, 0) * 255).round().byte().numpy()
             name = f'img/{label}_{j}.jpg'
             Image.fromarray(array).save(data_root / name, quality=95)
@@ -377,17 +387,30 @@ def test_tools_test_gives_the_released_predictions(tmp_path):
         train_ann_file='train.txt',
         num_classes=CLASSES)
     config = tiny_config(
-        tmp_path, dst, img=224, patch=32, extra=f"""
+        tmp_path,
+        dst,
+        img=224,
+        patch=32,
+        extra=f"""
 test_dataloader = dict(batch_size=4, num_workers=0, dataset={dataset!r})
 """)
     run_cli(str(src), str(dst), '--config', config)
 
     preds = tmp_path / 'preds.pkl'
-    proc = subprocess.run(
-        [sys.executable, osp.join(REPO, 'tools', 'test.py'), config,
-         str(dst), '--out', str(preds), '--work-dir', str(tmp_path / 'w')],
-        cwd=REPO, capture_output=True, text=True,
-        env=dict(os.environ, OMP_NUM_THREADS='1', CUDA_VISIBLE_DEVICES=''))
+    proc = subprocess.run([
+        sys.executable,
+        osp.join(REPO, 'tools', 'test.py'), config,
+        str(dst), '--out',
+        str(preds), '--work-dir',
+        str(tmp_path / 'w')
+    ],
+                          cwd=REPO,
+                          capture_output=True,
+                          text=True,
+                          env=dict(
+                              os.environ,
+                              OMP_NUM_THREADS='1',
+                              CUDA_VISIBLE_DEVICES=''))
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     assert 'long_tail/few' in proc.stdout
     assert 'few <= 20' in proc.stdout + proc.stderr  # the convention logged

@@ -50,8 +50,12 @@ def checkpoints(tmp_path_factory):
     tmp = tmp_path_factory.mktemp('onnx')
     torch.manual_seed(0)
     vit = MODELS.build(
-        dict(type='LPTVisionTransformer', arch=ARCH, img_size=32,
-             patch_size=8, prompt_length=0))
+        dict(
+            type='LPTVisionTransformer',
+            arch=ARCH,
+            img_size=32,
+            patch_size=8,
+            prompt_length=0))
     backbone = str(tmp / 'vit.pth')
     torch.save(dict(state_dict=vit.state_dict()), backbone)
     files = {}
@@ -88,10 +92,10 @@ def predicted_scores(model, inputs):
 def test_export_matches_onnxruntime(checkpoints, phase, kind):
     tmp, files = checkpoints
     config, full, prompts = files[phase]
-    model = build_model_from_checkpoint(
-        config, full if kind == 'full' else prompts)
-    out = export_onnx(model, str(tmp / f'p{phase}_{kind}.onnx'),
-                      dynamic_batch=True)
+    model = build_model_from_checkpoint(config,
+                                        full if kind == 'full' else prompts)
+    out = export_onnx(
+        model, str(tmp / f'p{phase}_{kind}.onnx'), dynamic_batch=True)
     torch.manual_seed(10)
     for batch in (1, 4):
         inputs = torch.randn(batch, 3, 32, 32)
@@ -114,8 +118,7 @@ def test_full_and_prompt_only_give_the_same_model(checkpoints):
     inputs = torch.randn(3, 3, 32, 32)
     torch.testing.assert_close(
         predicted_scores(build_model_from_checkpoint(config, full), inputs),
-        predicted_scores(build_model_from_checkpoint(config, prompts),
-                         inputs))
+        predicted_scores(build_model_from_checkpoint(config, prompts), inputs))
 
 
 @pytest.mark.slow  # the tool as a process
@@ -158,14 +161,19 @@ def test_pytorch2onnx_cfg_options(checkpoints, capsys):
     ])
     assert 'max abs difference of the scores' in capsys.readouterr().out
     model = build_model_from_checkpoint(
-        moved, prompts, cfg_options={
+        moved,
+        prompts,
+        cfg_options={
             'model.backbone.init_cfg.checkpoint': backbone,
-            'model.head.pred_scale': 5.})
+            'model.head.pred_scale': 5.
+        })
     assert model.head.pred_scale == 5.
     inputs = torch.randn(1, 3, 32, 32)
     torch.testing.assert_close(
-        onnx_scores(out, inputs), predicted_scores(model, inputs),
-        atol=1e-5, rtol=0)
+        onnx_scores(out, inputs),
+        predicted_scores(model, inputs),
+        atol=1e-5,
+        rtol=0)
 
 
 def test_multitask_export_matches_torch(checkpoints, capsys):
@@ -191,11 +199,14 @@ def test_multitask_export_matches_torch(checkpoints, capsys):
         assert num_classes.tolist() == [5] * len(task_ids)
         for j, (name, sample) in enumerate(zip(names, expected)):
             torch.testing.assert_close(
-                scores[j, :num_classes[j]], sample.pred_score, atol=1e-5,
+                scores[j, :num_classes[j]],
+                sample.pred_score,
+                atol=1e-5,
                 rtol=0)
             phase = 1 if name == 'p1' else 2
-            own = build_model_from_checkpoint(files[phase][0],
-                                              files[phase][2])
+            own = build_model_from_checkpoint(files[phase][0], files[phase][2])
             torch.testing.assert_close(
-                sample.pred_score, predicted_scores(own, inputs[j:j + 1])[0],
-                atol=1e-5, rtol=0)
+                sample.pred_score,
+                predicted_scores(own, inputs[j:j + 1])[0],
+                atol=1e-5,
+                rtol=0)

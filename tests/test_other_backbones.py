@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import on_meta
 from mmengine.config import Config
 from mmengine.optim import build_optim_wrapper
 from mmengine.runner import Runner
@@ -21,7 +22,6 @@ from mmpretrain.models.utils import resize_pos_embed
 from mmpretrain.registry import MODELS
 from mmpretrain.utils import register_all_modules
 
-from conftest import on_meta
 from lpt_mmpretrain.engine import compat
 from lpt_mmpretrain.engine.hooks import ClassCountsHook
 
@@ -37,8 +37,7 @@ BASELINES = {
     'resnet50_agcl_dual_inat2018.py': ('ResNet', 2048, 8142, 'SGD'),
     'swin_tiny_agcl_dual_cifar100_lt_r100.py':
     ('SwinTransformer', 768, 100, 'AdamW'),
-    'swin_tiny_agcl_dual_inat2018.py':
-    ('SwinTransformer', 768, 8142, 'AdamW'),
+    'swin_tiny_agcl_dual_inat2018.py': ('SwinTransformer', 768, 8142, 'AdamW'),
 }
 
 # name: (embed_dims, num_layers, img_size of the model) of the full variant
@@ -51,14 +50,18 @@ VARIANTS = {
 # Tiny stand-ins: other widths and depths, and for '384' a 48-px model
 # loaded from a 32-px checkpoint (its position embedding is resized).
 TINY_VARIANTS = {
-    'vit_s': (dict(embed_dims=48, num_layers=4, num_heads=3,
-                   feedforward_channels=96), 32),
-    'vit_l': (dict(embed_dims=64, num_layers=8, num_heads=4,
-                   feedforward_channels=128), 32),
-    'deit_b': (dict(embed_dims=32, num_layers=4, num_heads=2,
-                    feedforward_channels=64), 32),
-    '384': (dict(embed_dims=32, num_layers=4, num_heads=2,
-                 feedforward_channels=64), 48),
+    'vit_s':
+    (dict(embed_dims=48, num_layers=4, num_heads=3,
+          feedforward_channels=96), 32),
+    'vit_l':
+    (dict(embed_dims=64, num_layers=8, num_heads=4,
+          feedforward_channels=128), 32),
+    'deit_b':
+    (dict(embed_dims=32, num_layers=4, num_heads=2,
+          feedforward_channels=64), 32),
+    '384':
+    (dict(embed_dims=32, num_layers=4, num_heads=2,
+          feedforward_channels=64), 48),
 }
 
 
@@ -136,8 +139,7 @@ def test_baseline_config_builds(name):
     assert all(p.requires_grad for p in model.backbone.parameters())
     model.eval()
     with torch.no_grad():
-        feats = model.extract_feat(
-            torch.rand(1, 3, 224, 224, device='meta'))
+        feats = model.extract_feat(torch.rand(1, 3, 224, 224, device='meta'))
     assert feats[-1].shape == (1, width)
 
 
@@ -145,8 +147,7 @@ def tiny_baseline(name, num_classes=10):
     """A baseline config with a tiny backbone of the same family."""
     cfg = Config.fromfile(BASELINE_DIR / name)
     if BASELINES[name][0] == 'ResNet':
-        cfg.model.backbone.update(
-            depth=18, stem_channels=16, base_channels=16)
+        cfg.model.backbone.update(depth=18, stem_channels=16, base_channels=16)
         width = 128
     else:
         cfg.model.backbone.update(
@@ -161,8 +162,7 @@ def tiny_baseline(name, num_classes=10):
 
 
 TINY_BASELINES = [
-    'resnet50_agcl_dual_cifar100_lt_r100.py',
-    'swin_tiny_agcl_dual_inat2018.py'
+    'resnet50_agcl_dual_cifar100_lt_r100.py', 'swin_tiny_agcl_dual_inat2018.py'
 ]
 
 
@@ -263,8 +263,8 @@ def test_resnet_baseline_runner(tmp_path):
                 'val_evaluator', 'test_evaluator'):
         cfg[key] = digits[key]
     cfg.work_dir = str(tmp_path)
-    cfg.train_cfg = dict(type='ResumableEpochBasedTrainLoop', max_epochs=1,
-                         val_interval=1)
+    cfg.train_cfg = dict(
+        type='ResumableEpochBasedTrainLoop', max_epochs=1, val_interval=1)
     cfg.param_scheduler = [dict(type='ConstantLR', factor=1.)]
     cfg.default_hooks.logger.interval = 5
     cfg.env_cfg.dist_cfg = dict(backend='gloo')
@@ -279,8 +279,8 @@ def test_resnet_baseline_runner(tmp_path):
     assert any(k.startswith('backbone.layer4') for k in ckpt['state_dict'])
     assert not list(tmp_path.glob('*_prompts.pth'))
     metrics = runner.val_loop.run()
-    assert {'long_tail/top1', 'long_tail/many', 'long_tail/few'} <= set(
-        metrics)
+    assert {'long_tail/top1', 'long_tail/many',
+            'long_tail/few'} <= set(metrics)
 
 
 # --------------------------------------------------------------------- #
@@ -309,10 +309,7 @@ def test_vit_variant_configs_build(name):
         num_patches = (img_size // 16)**2
         assert tuple(bb.pos_embed.shape) == (1, 1 + num_patches, width)
         assert tuple(model.head.fc.weight.shape) == (365, width)
-        trainable = {
-            k
-            for k, p in bb.named_parameters() if p.requires_grad
-        }
+        trainable = {k for k, p in bb.named_parameters() if p.requires_grad}
         assert trainable == ({'prompt'} if model is phase1 else set())
 
     # share_blocks scales with the depth: the second half gets group prompts
@@ -334,10 +331,11 @@ def test_deit_uses_imagenet_statistics():
 def test_384_pipelines():
     cfg1, _ = variant_configs('384')
     train = cfg1.train_dataloader.dataset.pipeline
-    assert dict(type='RandomResizedCrop',
-                scale=384,
-                backend='pillow',
-                interpolation='bilinear') in train
+    assert dict(
+        type='RandomResizedCrop',
+        scale=384,
+        backend='pillow',
+        interpolation='bilinear') in train
     for loader in ('val_dataloader', 'test_dataloader'):
         assert dict(type='CenterCrop', crop_size=384) in \
             cfg1[loader].dataset.pipeline
@@ -431,8 +429,7 @@ def test_tiny_variant_phase1_then_phase2(name, tmp_path):
     model_cfg.phase1_checkpoint = str(tmp_path / 'phase1.pth')
     model2 = MODELS.build(model_cfg)
     model2.init_weights()
-    torch.testing.assert_close(model2.backbone.prompt,
-                               model1.backbone.prompt)
+    torch.testing.assert_close(model2.backbone.prompt, model1.backbone.prompt)
     assert model2.neck.prompt.shape[1] == \
         arch['num_layers'] - model2.share_blocks
     set_counts(model2, counts)

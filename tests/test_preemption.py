@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from conftest import Workspace
+
 from lpt_mmpretrain.engine import compat
 from lpt_mmpretrain.engine.hooks.preemption_checkpoint_hook import (
     EXIT_PREEMPTED, PreemptionCheckpointHook)
@@ -65,24 +65,35 @@ class PreemptionWorkspace(Workspace):
     """The shipped stand-in backbone and the signalled run's config."""
 
     def __init__(self, root: Path) -> None:
-        super().__init__(root, modules={HOOK_MODULE: HOOK_SOURCE},
-                         backbone=False)
+        super().__init__(
+            root, modules={HOOK_MODULE: HOOK_SOURCE}, backbone=False)
         self.signalled = self.derive(
-            PHASE1, 'phase1_signalled', hooks=[
-                dict(type='SigtermProcessGroupHook', epoch=SIGNAL_EPOCH,
-                     iter=SIGNAL_ITER)
-            ], extra='default_hooks = dict(preemption=dict('
+            PHASE1,
+            'phase1_signalled',
+            hooks=[
+                dict(
+                    type='SigtermProcessGroupHook',
+                    epoch=SIGNAL_EPOCH,
+                    iter=SIGNAL_ITER)
+            ],
+            extra='default_hooks = dict(preemption=dict('
             f'interval={INTERVAL}))\n')
 
     def train(self, config, work_dir, *args):
         # its own process group: the SIGTERM to the group spares pytest
         return super().train(
-            config, work_dir, *args, check=False, options=[
+            config,
+            work_dir,
+            *args,
+            check=False,
+            options=[
                 f'train_cfg.max_epochs={EPOCHS}',
                 'train_dataloader.num_workers=1',
                 'default_hooks.checkpoint.interval=1',
                 'default_hooks.logger.interval=1'
-            ], start_new_session=True, timeout=600)
+            ],
+            start_new_session=True,
+            timeout=600)
 
 
 @pytest.fixture(scope='module')
@@ -112,8 +123,7 @@ def _train_losses(log, first_epoch):
     for epoch, it, rest in re.findall(
             r'Epoch\(train\) \[(\d+)\]\[\s*(\d+)/\d+\](.*)', log):
         if int(epoch) >= first_epoch:
-            losses[int(epoch), int(it)] = re.findall(r'(loss\w*): (\S+)',
-                                                     rest)
+            losses[int(epoch), int(it)] = re.findall(r'(loss\w*): (\S+)', rest)
     return losses
 
 
@@ -162,8 +172,7 @@ def test_resume_after_sigterm_is_exact(runs, ws):
         for k, v in full_losses.items() if k >= min(resumed_losses)
     }
     expected = _state(full_dir / f'epoch_{EPOCHS}.pth')['state_dict']
-    got = _state(ws.root / 'signalled' /
-                 f'epoch_{EPOCHS}.pth')['state_dict']
+    got = _state(ws.root / 'signalled' / f'epoch_{EPOCHS}.pth')['state_dict']
     for key in ('backbone.prompt', 'head.fc.weight'):
         torch.testing.assert_close(got[key], expected[key], atol=0, rtol=0)
 

@@ -4,6 +4,7 @@ import copy
 
 import pytest
 import torch
+from conftest import TINY_VIT as TINY  # noqa: E402
 from mmengine.runner import load_checkpoint
 from mmpretrain.models import VisionTransformer
 from mmpretrain.registry import MODELS
@@ -17,30 +18,28 @@ from lpt_mmpretrain.checkpoints import (CheckpointMismatchError,
                                         save_prompt_checkpoint,
                                         tensors_fingerprint)
 
-from conftest import TINY_VIT as TINY  # noqa: E402
-
 
 def model_cfg(pretrained, phase=2, num_classes=5):
     cfg = dict(
         type='LPTClassifier',
-        backbone=dict(type='LPTVisionTransformer',
-                      arch=TINY,
-                      img_size=32,
-                      patch_size=8,
-                      prompt_length=3,
-                      init_cfg=dict(type='Pretrained',
-                                    checkpoint=str(pretrained))),
-        head=dict(type='CosineClsHead',
-                  num_classes=num_classes,
-                  in_channels=32,
-                  loss=dict(type='CrossEntropyLoss')))
+        backbone=dict(
+            type='LPTVisionTransformer',
+            arch=TINY,
+            img_size=32,
+            patch_size=8,
+            prompt_length=3,
+            init_cfg=dict(type='Pretrained', checkpoint=str(pretrained))),
+        head=dict(
+            type='CosineClsHead',
+            num_classes=num_classes,
+            in_channels=32,
+            loss=dict(type='CrossEntropyLoss')))
     if phase == 2:
-        cfg.update(neck=dict(type='PromptPoolNeck',
-                             pool_size=4,
-                             prompt_length=2,
-                             top_k=2),
-                   share_blocks=2,
-                   allow_no_phase1=True)
+        cfg.update(
+            neck=dict(
+                type='PromptPoolNeck', pool_size=4, prompt_length=2, top_k=2),
+            share_blocks=2,
+            allow_no_phase1=True)
     return cfg
 
 
@@ -80,8 +79,8 @@ def pretrained(tmp_path):
 
 
 @pytest.mark.parametrize('phase', [1, 2])
-def test_every_path_gives_the_full_models_logits(tmp_path, pretrained,
-                                                 images, phase):
+def test_every_path_gives_the_full_models_logits(tmp_path, pretrained, images,
+                                                 phase):
     cfg = model_cfg(pretrained, phase)
     model = trained(cfg)
     full, prompts = tmp_path / 'full.pth', tmp_path / 'full_prompts.pth'
@@ -145,15 +144,16 @@ def test_phase1_file_into_phase2_model_names_the_phase(tmp_path, pretrained):
         else:
             save_prompt_checkpoint(phase1, str(path))
         model = MODELS.build(model_cfg(pretrained, phase=2))
-        with pytest.raises(CheckpointMismatchError,
-                           match="lacks 'neck.prompt'.*phase-1 checkpoint"):
+        with pytest.raises(
+                CheckpointMismatchError,
+                match="lacks 'neck.prompt'.*phase-1 checkpoint"):
             load_checkpoint(model, str(path))
 
 
 def test_phase2_file_into_phase1_model_is_refused(tmp_path, pretrained):
     path = tmp_path / 'p2.pth'
-    torch.save(dict(state_dict=trained(model_cfg(pretrained)).state_dict()),
-               path)
+    torch.save(
+        dict(state_dict=trained(model_cfg(pretrained)).state_dict()), path)
     model = MODELS.build(model_cfg(pretrained, phase=1))
     with pytest.raises(CheckpointMismatchError, match='phase-2 checkpoint'):
         load_checkpoint(model, str(path))
@@ -163,9 +163,10 @@ def test_head_of_another_class_count_names_the_shape(tmp_path, pretrained):
     path = tmp_path / 'p.pth'
     save_prompt_checkpoint(trained(model_cfg(pretrained)), str(path))
     model = MODELS.build(model_cfg(pretrained, num_classes=7))
-    with pytest.raises(CheckpointMismatchError,
-                       match=r"'head.fc.weight' has shape \(5, 32\).*"
-                       r'\(7, 32\).*trained for 5 classes'):
+    with pytest.raises(
+            CheckpointMismatchError,
+            match=r"'head.fc.weight' has shape \(5, 32\).*"
+            r'\(7, 32\).*trained for 5 classes'):
         load_checkpoint(model, str(path))
 
 
@@ -194,10 +195,11 @@ def test_fingerprint_depends_on_every_value():
     assert base == tensors_fingerprint(dict(reversed(list(tensors.items()))))
     changed = dict(tensors, b=torch.tensor([[1., 1.], [1., 1.0001]]))
     assert tensors_fingerprint(changed) != base
-    assert tensors_fingerprint(dict(a=torch.zeros(3),
-                                    c=torch.ones(2, 2))) != base
-    assert tensors_fingerprint(dict(a=torch.zeros(3, dtype=torch.float64),
-                                    b=torch.ones(2, 2))) != base
+    assert tensors_fingerprint(dict(a=torch.zeros(3), c=torch.ones(2,
+                                                                   2))) != base
+    assert tensors_fingerprint(
+        dict(a=torch.zeros(3, dtype=torch.float64), b=torch.ones(2,
+                                                                 2))) != base
 
 
 def test_export_from_full_checkpoint(tmp_path, pretrained, images):
@@ -206,12 +208,13 @@ def test_export_from_full_checkpoint(tmp_path, pretrained, images):
     model = trained(cfg)
     full = tmp_path / 'epoch_3.pth'
     torch.save(
-        dict(state_dict=model.state_dict(),
-             meta=dict(epoch=3, iter=30, dataset_meta=dict(classes='abcde'))),
+        dict(
+            state_dict=model.state_dict(),
+            meta=dict(epoch=3, iter=30, dataset_meta=dict(classes='abcde'))),
         full)
     out = tmp_path / 'epoch_3_prompts.pth'
-    export_prompt_checkpoint(MODELS.build(copy.deepcopy(cfg)), str(full),
-                             str(out))
+    export_prompt_checkpoint(
+        MODELS.build(copy.deepcopy(cfg)), str(full), str(out))
     meta = torch.load(out, weights_only=True)['meta']
     assert (meta['epoch'], meta['iter']) == (3, 30)
     assert meta['classes'] == list('abcde')

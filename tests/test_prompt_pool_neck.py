@@ -7,11 +7,8 @@ from lpt_mmpretrain.models import PromptPoolNeck
 
 def test_selects_top_k_by_cosine_and_averages():
     torch.manual_seed(0)
-    neck = PromptPoolNeck(pool_size=5,
-                          prompt_length=3,
-                          top_k=2,
-                          embed_dims=8,
-                          num_layers=2)
+    neck = PromptPoolNeck(
+        pool_size=5, prompt_length=3, top_k=2, embed_dims=8, num_layers=2)
     query = torch.randn(4, 8)
     prompts, match = neck(query)
     assert prompts.shape == (4, 2, 3, 8)
@@ -29,11 +26,8 @@ def test_selects_top_k_by_cosine_and_averages():
 
 
 def test_gradients_reach_pool_and_keys_not_query():
-    neck = PromptPoolNeck(pool_size=4,
-                          prompt_length=2,
-                          top_k=2,
-                          embed_dims=6,
-                          num_layers=3)
+    neck = PromptPoolNeck(
+        pool_size=4, prompt_length=2, top_k=2, embed_dims=6, num_layers=3)
     query = torch.randn(3, 6, requires_grad=True)
     prompts, match = neck(query)
     (prompts.sum() - match.sum()).backward()

@@ -13,8 +13,8 @@ from mmengine.registry import init_default_scope
 from PIL import Image
 
 import lpt_mmpretrain  # noqa: F401
-from lpt_tools.data.resize import resize_dataset
 from lpt_mmpretrain.datasets import INat2018
+from lpt_tools.data.resize import resize_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
 TOOL = ROOT / 'tools' / 'dataset_converters' / 'resize_images.py'
@@ -31,11 +31,16 @@ def test_cli_resizes_and_keeps_annotations_valid(tmp_path):
     src = make_inat_root(tmp_path / 'src')
     _big(src)
     dst = tmp_path / 'dst'
-    proc = subprocess.run(
-        [sys.executable, str(TOOL), str(src), str(dst), '--short-side', '20',
-         '--workers', '2'],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        timeout=300)
+    proc = subprocess.run([
+        sys.executable,
+        str(TOOL),
+        str(src),
+        str(dst), '--short-side', '20', '--workers', '2'
+    ],
+                          stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT,
+                          text=True,
+                          timeout=300)
     assert proc.returncode == 1, proc.stdout  # the bad images are reported
     for name in BAD:
         assert f'BAD {src / "train_val2018" / "c2" / name}' in proc.stdout

@@ -31,6 +31,7 @@ PHASE2 = ROOT / 'configs' / 'lpt' / 'phase2_digits.py'
 # the tiny ViT and the prompt length of the digits configs
 from conftest import DIGITS_VIT as TINY  # noqa: E402
 from conftest import Workspace  # noqa: E402
+
 PROMPT_LENGTH = 5
 NUM_CLASSES = 10
 EPOCHS = 4
@@ -77,17 +78,27 @@ class ResumeWorkspace(Workspace):
                 state_dict={
                     'backbone.prompt':
                     0.02 * torch.randn(layers, PROMPT_LENGTH, dims),
-                    'head.fc.weight': 0.02 * torch.randn(NUM_CLASSES, dims),
+                    'head.fc.weight':
+                    0.02 * torch.randn(NUM_CLASSES, dims),
                 }), self.phase1)
         # the phase-2 config plus the interrupting hook
-        self.interrupted = self.derive(PHASE2, 'phase2_interrupted', hooks=[
-            dict(type='InterruptTrainingHook', epoch=STOP_EPOCH,
-                 iter=STOP_ITER)
-        ])
+        self.interrupted = self.derive(
+            PHASE2,
+            'phase2_interrupted',
+            hooks=[
+                dict(
+                    type='InterruptTrainingHook',
+                    epoch=STOP_EPOCH,
+                    iter=STOP_ITER)
+            ])
 
     def train(self, config, work_dir, *args, check=True):
         return super().train(
-            config, work_dir, *args, check=check, options=[
+            config,
+            work_dir,
+            *args,
+            check=check,
+            options=[
                 f'model.phase1_checkpoint={self.phase1}',
                 f'train_cfg.max_epochs={EPOCHS}',
                 'default_hooks.checkpoint.interval=1',
@@ -143,8 +154,7 @@ def _train_losses(log, first_epoch):
     for epoch, it, rest in re.findall(
             r'Epoch\(train\) \[(\d+)\]\[\s*(\d+)/\d+\](.*)', log):
         if int(epoch) >= first_epoch:
-            losses[int(epoch), int(it)] = re.findall(r'(loss\w*): (\S+)',
-                                                     rest)
+            losses[int(epoch), int(it)] = re.findall(r'(loss\w*): (\S+)', rest)
     return losses
 
 
@@ -164,8 +174,9 @@ def test_resume_mid_epoch_is_exact(uninterrupted, resumed):
             resumed_state[key], expected[key], atol=1e-6, rtol=1e-6)
     # the resumed epochs logged the same losses as the uninterrupted run
     resumed_losses = _train_losses(resumed_log, STOP_EPOCH + 1)
-    assert sorted({e for e, _ in resumed_losses}) == list(
-        range(STOP_EPOCH + 1, EPOCHS + 1))
+    assert sorted({e
+                   for e, _ in resumed_losses
+                   }) == list(range(STOP_EPOCH + 1, EPOCHS + 1))
     assert resumed_losses == _train_losses(full_log, STOP_EPOCH + 1)
 
 
@@ -190,8 +201,7 @@ def test_resume_sets_the_instance_balanced_weight_of_the_resumed_epoch(
 
 
 @pytest.mark.timeout(600)
-def test_prompt_only_checkpoint_is_small_and_holds_the_prompts(
-        uninterrupted):
+def test_prompt_only_checkpoint_is_small_and_holds_the_prompts(uninterrupted):
     _, work_dir = uninterrupted
     full = work_dir / f'epoch_{EPOCHS}.pth'
     small = work_dir / f'epoch_{EPOCHS}_prompts.pth'
@@ -203,13 +213,18 @@ def test_prompt_only_checkpoint_is_small_and_holds_the_prompts(
     assert prompts['meta']['lpt_prompt_only'] is True
     assert prompts['meta']['full_checkpoint'] == full.name
     full_meta = torch.load(full, mmap=True, weights_only=True)['meta']
-    assert (prompts['meta']['epoch'], prompts['meta']['iter']) == (
-        full_meta['epoch'], full_meta['iter'])
+    assert (prompts['meta']['epoch'],
+            prompts['meta']['iter']) == (full_meta['epoch'], full_meta['iter'])
     # prompt-only files rotate with the full ones (max_keep_ckpts)
-    fulls = {p.name for p in work_dir.glob('epoch_*.pth')
-             if not p.name.endswith('_prompts.pth')}
-    smalls = {p.name.replace('_prompts', '')
-              for p in work_dir.glob('epoch_*_prompts.pth')}
+    fulls = {
+        p.name
+        for p in work_dir.glob('epoch_*.pth')
+        if not p.name.endswith('_prompts.pth')
+    }
+    smalls = {
+        p.name.replace('_prompts', '')
+        for p in work_dir.glob('epoch_*_prompts.pth')
+    }
     assert smalls == fulls
     state = _state(work_dir)
     for key in PROMPT_KEYS:

@@ -96,7 +96,8 @@ def test_class_balanced_refetch_stays_in_the_class(root):
 
 def test_default_pipeline_fails_naming_the_file(root):
     dataset = _dataset(root, skip_bad=False)
-    idx = next(i for i in range(len(dataset))
-               if 'truncated' in dataset.get_data_info(i)['img_path'])
+    idx = next(
+        i for i in range(len(dataset))
+        if 'truncated' in dataset.get_data_info(i)['img_path'])
     with pytest.raises(ImageDecodeError, match='truncated.jpg'):
         dataset[(idx, STREAM_CB)]

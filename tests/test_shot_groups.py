@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 
 from lpt_mmpretrain.evaluation import (LongTailAccuracy, per_class_accuracy,
-                                       shot_group_masks,
-                                       shot_group_convention)
+                                       shot_group_convention, shot_group_masks)
 from lpt_tools.configs import counts_from_config
 from lpt_tools.results import (read_test_metrics, summarise_seeds,
                                training_fraction)
@@ -23,7 +22,10 @@ def test_shot_group_masks_both_conventions():
     official = shot_group_masks(counts, 100, 20, few_inclusive=True)
     assert official['few'].tolist() == [0, 0, 0, 1, 1, 1]
     assert shot_group_convention(100, 20) == {
-        'many': '> 100', 'medium': '20..100', 'few': '< 20'}
+        'many': '> 100',
+        'medium': '20..100',
+        'few': '< 20'
+    }
     assert shot_group_convention(100, 20, True)['medium'] == '21..100'
     with pytest.raises(ValueError, match='smaller'):
         shot_group_masks(counts, 20, 20)
@@ -40,10 +42,12 @@ def test_per_class_accuracy():
 
 
 def test_metric_uses_the_same_groups():
-    metric = LongTailAccuracy(many_shot_thr=2, few_shot_thr=1,
-                              cls_num_list=[5, 2, 0 + 1])
-    metric.results = [dict(pred_label=p, gt_label=g)
-                      for p, g in [(0, 0), (1, 0), (1, 1), (0, 2)]]
+    metric = LongTailAccuracy(
+        many_shot_thr=2, few_shot_thr=1, cls_num_list=[5, 2, 0 + 1])
+    metric.results = [
+        dict(pred_label=p, gt_label=g)
+        for p, g in [(0, 0), (1, 0), (1, 1), (0, 2)]
+    ]
     out = metric.compute_metrics(metric.results)
     acc = per_class_accuracy([0, 1, 1, 0], [0, 0, 1, 2], 3)
     masks = shot_group_masks([5, 2, 1], 2, 1)
@@ -77,18 +81,37 @@ def test_read_test_metrics(tmp_path):
         read_test_metrics(str(tmp_path))
     _mmengine_run(tmp_path, '20260101_000000', {'long_tail/top1': 1.0})
     _mmengine_run(tmp_path, '20260101_000100', {
-        'long_tail/top1': 77.5, 'long_tail/few': 60, 'note': 'text'})
+        'long_tail/top1': 77.5,
+        'long_tail/few': 60,
+        'note': 'text'
+    })
     assert read_test_metrics(str(tmp_path)) == {
-        'long_tail/top1': 77.5, 'long_tail/few': 60.}
+        'long_tail/top1': 77.5,
+        'long_tail/few': 60.
+    }
 
 
 def test_training_fraction(tmp_path):
     assert training_fraction(str(tmp_path), 10) == 0.
-    _mmengine_run(tmp_path, '20260101_000000', scalars=[
-        {'loss': 1., 'epoch': 1, 'iter': 10},
-        {'loss': 1., 'epoch': 4, 'iter': 40},
-        {'long_tail/top1': 5., 'step': 4},  # a validation record
-    ])
+    _mmengine_run(
+        tmp_path,
+        '20260101_000000',
+        scalars=[
+            {
+                'loss': 1.,
+                'epoch': 1,
+                'iter': 10
+            },
+            {
+                'loss': 1.,
+                'epoch': 4,
+                'iter': 40
+            },
+            {
+                'long_tail/top1': 5.,
+                'step': 4
+            },  # a validation record
+        ])
     assert training_fraction(str(tmp_path), 10) == pytest.approx(0.3)
 
 
@@ -102,4 +125,5 @@ def test_summarise_seeds_and_table():
     with pytest.raises(ValueError):
         summarise_seeds([], ['x'])
     assert format_table(['m', 'v'], [['a', '1.00']]).splitlines() == [
-        '| m | v |', '|---|---:|', '| a | 1.00 |']
+        '| m | v |', '|---|---:|', '| a | 1.00 |'
+    ]

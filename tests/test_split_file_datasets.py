@@ -1,9 +1,9 @@
 import cv2
 import numpy as np
 import pytest
+from mmpretrain.registry import DATASETS
 
 from lpt_mmpretrain.datasets import ImageNetLT, PlacesLT, SplitFileLTDataset
-from mmpretrain.registry import DATASETS
 
 PIPELINE = [dict(type='LoadImageFromFile'), dict(type='PackInputs')]
 
@@ -174,5 +174,5 @@ def test_missing_images_found_in_parallel(tmp_path):
         if i % 7:
             path.write_bytes(b'')
         paths.append(str(path))
-    assert _missing_files(paths, 8) == [p for i, p in enumerate(paths)
-                                        if i % 7 == 0]
+    assert _missing_files(paths,
+                          8) == [p for i, p in enumerate(paths) if i % 7 == 0]

@@ -9,10 +9,9 @@ from mmpretrain.models import VisionTransformer
 from safetensors.torch import save_file
 from timm.models.vision_transformer import VisionTransformer as TimmViT
 
+from lpt_mmpretrain.checkpoints import convert_timm_vit, is_timm_vit_state_dict
 from lpt_mmpretrain.models.backbones.lpt_vision_transformer import \
     LPTVisionTransformer
-from lpt_mmpretrain.checkpoints import (convert_timm_vit,
-                                        is_timm_vit_state_dict)
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CLI = osp.join(REPO, 'tools', 'model_converters', 'timm_to_mmpretrain.py')

@@ -1,4 +1,5 @@
-"""Tests of tools/train.py, tools/test.py, tools/dist_*.sh and engine/compat/dist.py.
+"""Tests of tools/train.py, tools/test.py, tools/dist_*.sh and
+engine/compat/dist.py.
 
 The tools run on a tiny ViT config (tests/fixtures) over a few PNG images
 written to a temporary folder: the single-process ones in this process
@@ -94,9 +95,15 @@ def single_preds(trained, workspace):
     (output, dump)."""
     _, work_dir = trained
     dump = workspace / 'preds_single.pkl'
-    out = run_tool('test', CONFIG, work_dir / 'epoch_1.pth', '--work-dir',
-                   workspace / 'work_dirs' / 'test_single', '--out', dump,
-                   cwd=workspace)
+    out = run_tool(
+        'test',
+        CONFIG,
+        work_dir / 'epoch_1.pth',
+        '--work-dir',
+        workspace / 'work_dirs' / 'test_single',
+        '--out',
+        dump,
+        cwd=workspace)
     return out, _load_preds(dump)
 
 
@@ -115,8 +122,15 @@ def test_train_resume_continues(trained, workspace):
     # bare --resume: the last checkpoint of the work dir
     resume_dir = workspace / 'work_dirs' / 'resume'
     shutil.copytree(work_dir, resume_dir)
-    out = run_tool('train', CONFIG, '--work-dir', resume_dir, '--resume',
-                   '--cfg-options', 'train_cfg.max_epochs=2', cwd=workspace)
+    out = run_tool(
+        'train',
+        CONFIG,
+        '--work-dir',
+        resume_dir,
+        '--resume',
+        '--cfg-options',
+        'train_cfg.max_epochs=2',
+        cwd=workspace)
     assert 'resumed epoch: 1' in out
     assert 'Epoch(train) [1]' not in out and 'Epoch(train) [2]' in out
     ckpt = load_from_safe_local(str(resume_dir / 'epoch_2.pth'), 'cpu')

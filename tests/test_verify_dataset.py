@@ -32,11 +32,17 @@ def test_cli_lists_the_bad_images(tmp_path, kind):
     config = tmp_path / 'cfg.py'
     Config(cfg).dump(str(config))
     out = tmp_path / 'bad.txt'
-    proc = subprocess.run(
-        [sys.executable, str(TOOL), str(config), '--workers', '2', '--out',
-         str(out)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        cwd=tmp_path, timeout=300)
+    proc = subprocess.run([
+        sys.executable,
+        str(TOOL),
+        str(config), '--workers', '2', '--out',
+        str(out)
+    ],
+                          stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT,
+                          text=True,
+                          cwd=tmp_path,
+                          timeout=300)
     assert proc.returncode == 1, proc.stdout
     listed = dict(line.split('\t') for line in out.read_text().splitlines())
     names = sorted(Path(p).name for p in listed)
@@ -53,11 +59,14 @@ def test_cli_lists_the_bad_images(tmp_path, kind):
 
 def test_clean_data_passes(tmp_path):
     root = make_split_file_root(tmp_path / 'data')
-    lines = [l for l in (root / 'train.txt').read_text().splitlines()
-             if not any(b in l for b in BAD)]
+    lines = [
+        line for line in (root / 'train.txt').read_text().splitlines()
+        if not any(b in line for b in BAD)
+    ]
     (root / 'train.txt').write_text('\n'.join(lines) + '\n')
     num_bad, report = verify_config(
-        Config(split_file_config(root, PIPELINE)), workers=1,
+        Config(split_file_config(root, PIPELINE)),
+        workers=1,
         out=str(tmp_path / 'bad.txt'))
     assert num_bad == 0, report
     assert 'Decoded 12 images' in report

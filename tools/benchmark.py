@@ -26,8 +26,8 @@ import lpt_mmpretrain  # noqa: F401  (registers the LPT modules)
 from lpt_tools.benchmark.lpt import (  # noqa: F401  (the tests use them)
     AMP_DTYPES, PHASE2_ONLY_KEYS, RUNS, phase1_model_cfg, phase2_model_cfg,
     synthetic_class_counts)
-from lpt_tools.benchmark.lpt_rows import (  # noqa: F401
-    expected_speedups, format_table)
+from lpt_tools.benchmark.lpt_rows import expected_speedups  # noqa: F401
+from lpt_tools.benchmark.lpt_rows import format_table
 from lpt_tools.benchmark.runner import MODES, run_benchmark
 
 
@@ -171,10 +171,14 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
             json.dump(
                 dict(
                     meta=meta,
-                    figures={key: value
-                             for key, _, value, _ in rows},
-                    units={key: unit
-                           for key, _, _, unit in rows},
+                    figures={
+                        key: value
+                        for key, _, value, _ in rows
+                    },
+                    units={
+                        key: unit
+                        for key, _, _, unit in rows
+                    },
                     **extra),
                 f,
                 indent=2)

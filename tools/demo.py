@@ -31,13 +31,13 @@ sys.path.insert(0, ROOT)  # the package, also before `pip install -e .`
 warnings.filterwarnings(
     'ignore', message='Fail to import ``MultiScaleDeformableAttention``')
 
-from lpt_mmpretrain.evaluation import (GROUPS,  # noqa: E402
-                                       shot_group_convention,
-                                       shot_group_masks)
-from lpt_tools.configs import (build_untrained_model,  # noqa: E402
-                               counts_from_config)
-from lpt_tools.demo_steps import (DemoError, Progress, clock,  # noqa: E402
-                                  last_checkpoint, run_child, wait_all)
+from lpt_mmpretrain.evaluation import GROUPS  # noqa: E402
+from lpt_mmpretrain.evaluation import shot_group_convention, shot_group_masks
+from lpt_tools.configs import build_untrained_model  # noqa: E402
+from lpt_tools.configs import counts_from_config
+from lpt_tools.demo_steps import clock  # noqa: E402
+from lpt_tools.demo_steps import (DemoError, Progress, last_checkpoint,
+                                  run_child, wait_all)
 from lpt_tools.params import count_params  # noqa: E402
 from lpt_tools.results import read_test_metrics, summarise_seeds  # noqa
 from lpt_tools.tables import format_table  # noqa: E402
@@ -65,8 +65,10 @@ def run_seed(seed: int, args, progress: Progress, pool) -> Dict[str, dict]:
     dirs = {key: osp.join(work_dir, key) for key, _, _, _ in MODELS}
     # the phase-1 run phase 2 starts from (training and testing)
     model_options = {'phase2': [f'model.phase1_checkpoint={dirs["phase1"]}']}
-    quick = ['train_cfg.max_epochs=1', 'train_cfg.val_interval=1',
-             'default_hooks.checkpoint.interval=1'] if args.quick else []
+    quick = [
+        'train_cfg.max_epochs=1', 'train_cfg.val_interval=1',
+        'default_hooks.checkpoint.interval=1'
+    ] if args.quick else []
     rows = {}
 
     def train(key, config, weight):
@@ -75,8 +77,8 @@ def run_seed(seed: int, args, progress: Progress, pool) -> Dict[str, dict]:
         progress.run(
             f'seed {seed} {key}', weight, lambda: run_child([
                 'tools/train.py', config, '--work-dir', dirs[key],
-                '--cfg-options', f'randomness.seed={seed}',
-                *model_options.get(key, []), *quick
+                '--cfg-options', f'randomness.seed={seed}', *model_options.get(
+                    key, []), *quick
             ], osp.join(logs, f'train_{key}.log'), args.threads), dirs[key],
             max_epochs)
 
@@ -102,22 +104,28 @@ def run_seed(seed: int, args, progress: Progress, pool) -> Dict[str, dict]:
         (p2_key, p2_title, p2_cfg, p2_w) = MODELS
     # Steps start when what they need exists: baseline and phase 1 need only
     # the stand-in; phase 2 needs phase 1; each test its own run.
-    first = [pool.submit(train, b_key, b_cfg, b_w),
-             pool.submit(train, p1_key, p1_cfg, p1_w)]
+    first = [
+        pool.submit(train, b_key, b_cfg, b_w),
+        pool.submit(train, p1_key, p1_cfg, p1_w)
+    ]
     wait_all(first)
-    later = [pool.submit(train, p2_key, p2_cfg, p2_w),
-             pool.submit(test, b_key, b_title, b_cfg),
-             pool.submit(test, p1_key, p1_title, p1_cfg)]
+    later = [
+        pool.submit(train, p2_key, p2_cfg, p2_w),
+        pool.submit(test, b_key, b_title, b_cfg),
+        pool.submit(test, p1_key, p1_title, p1_cfg)
+    ]
     wait_all(later[:1])
     wait_all(later[1:] + [pool.submit(test, p2_key, p2_title, p2_cfg)])
     figure = osp.join(work_dir, 'per_class_accuracy.png')
-    progress.run(f'seed {seed} figures', TEST_COST, lambda: run_child([
-        'tools/analysis_tools/plot_per_class.py', '--preds',
-        *[rows[k]['preds'] for k, _, _, _ in MODELS], '--labels',
-        'baseline', 'LPT phase 1', 'LPT phase 2', '--config', p1_cfg,
-        '--title', f'DigitPairsLT test split, seed {seed}', '--out', figure,
-        '--counts-out', osp.join(work_dir, 'class_counts.png')
-    ], osp.join(logs, 'plot_per_class.log'), args.threads))
+    progress.run(
+        f'seed {seed} figures', TEST_COST, lambda: run_child([
+            'tools/analysis_tools/plot_per_class.py', '--preds',
+            *[rows[k]['preds'] for k, _, _, _ in MODELS], '--labels',
+            'baseline', 'LPT phase 1', 'LPT phase 2', '--config', p1_cfg,
+            '--title', f'DigitPairsLT test split, seed {seed}', '--out',
+            figure, '--counts-out',
+            osp.join(work_dir, 'class_counts.png')
+        ], osp.join(logs, 'plot_per_class.log'), args.threads))
     return {key: rows[key] for key, _, _, _ in MODELS}
 
 
@@ -136,16 +144,17 @@ def tables(runs: Dict[int, Dict[str, dict]]) -> str:
                 [f'{row["metrics"][m]:.2f}' for m in METRICS]
                 for seed, rows in runs.items() for row in rows.values()]
     text = format_table(['seed', 'model'] + names, per_seed)
-    summary = summarise_seeds(
-        [{k: r['metrics'] for k, r in rows.items()} for rows in runs.values()],
-        METRICS)
+    summary = summarise_seeds([{
+        k: r['metrics']
+        for k, r in rows.items()
+    } for rows in runs.values()], METRICS)
     mean_rows = [[title] + [
         f'{summary[key][m][0]:.2f} ± {summary[key][m][1]:.1f}' for m in METRICS
     ] + [f'{params[key][1]:,}', f'{params[key][0]:,}']
                  for key, title, _, _ in MODELS]
-    text += (f'\n\nMean ± standard deviation over {len(runs)} seed(s):\n\n' +
-             format_table(['model'] + names + ['trainable', 'total'],
-                          mean_rows))
+    text += (
+        f'\n\nMean ± standard deviation over {len(runs)} seed(s):\n\n' +
+        format_table(['model'] + names + ['trainable', 'total'], mean_rows))
     return text
 
 
@@ -154,25 +163,33 @@ def groups_note(config: str) -> str:
     masks = shot_group_masks(counts, *thresholds)
     ranges = shot_group_convention(*thresholds)
     return (f'{len(counts)} classes, {sum(counts):,} training images '
-            f'({max(counts)} .. {min(counts)} per class); ' + ', '.join(
-                f'{g} {ranges[g]} ({int(masks[g].sum())} classes)'
-                for g in GROUPS))
+            f'({max(counts)} .. {min(counts)} per class); ' +
+            ', '.join(f'{g} {ranges[g]} ({int(masks[g].sum())} classes)'
+                      for g in GROUPS))
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--work-dir', default='work_dirs/demo')
     parser.add_argument(
-        '--seeds', type=int, nargs='+', default=[0],
+        '--seeds',
+        type=int,
+        nargs='+',
+        default=[0],
         help='randomness.seed of the runs, one pipeline each (default: 0)')
     parser.add_argument(
-        '--quick', action='store_true',
+        '--quick',
+        action='store_true',
         help='smoke mode: 1 epoch per step, meaningless accuracies')
     parser.add_argument(
-        '--jobs', type=int, default=2,
+        '--jobs',
+        type=int,
+        default=2,
         help='steps at the same time where independent (default: 2)')
     parser.add_argument(
-        '--threads', type=int, default=1,
+        '--threads',
+        type=int,
+        default=1,
         help="torch threads of every child; 0 keeps torch's default "
         '(default: 1)')
     args = parser.parse_args(argv)
@@ -188,8 +205,10 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     progress = Progress(per_seed * len(args.seeds), sys.stdout.isatty())
     mode = ' (QUICK MODE: 1 epoch per step, numbers meaningless)' \
         if args.quick else ''
-    print(f'LPT demo on DigitPairsLT, seeds {args.seeds}{mode}; logs and '
-          f'outputs under {osp.relpath(args.work_dir)}/', flush=True)
+    print(
+        f'LPT demo on DigitPairsLT, seeds {args.seeds}{mode}; logs and '
+        f'outputs under {osp.relpath(args.work_dir)}/',
+        flush=True)
     stop = threading.Event()
 
     def tick():
@@ -215,17 +234,25 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
             f'Test split: 10 pairs per class (top-1 = class mean). Wall '
             f'time {clock(wall)}{mode}.\n')
     results = dict(
-        dataset='DigitPairsLT', seeds=args.seeds, quick=args.quick,
-        wall_time_s=round(wall, 1), seed_wall_time_s=seconds,
-        runs={str(s): r for s, r in runs.items()})
+        dataset='DigitPairsLT',
+        seeds=args.seeds,
+        quick=args.quick,
+        wall_time_s=round(wall, 1),
+        seed_wall_time_s=seconds,
+        runs={
+            str(s): r
+            for s, r in runs.items()
+        })
     os.makedirs(args.work_dir, exist_ok=True)
     with open(osp.join(args.work_dir, 'results.md'), 'w') as f:
         f.write(text)
     with open(osp.join(args.work_dir, 'results.json'), 'w') as f:
         json.dump(results, f, indent=2)
-    print('\n' + text + f'\nTables: {osp.relpath(args.work_dir)}/results.md'
-          f', results.json; figures: seed_N/per_class_accuracy.png, '
-          'class_counts.png', flush=True)
+    print(
+        '\n' + text + f'\nTables: {osp.relpath(args.work_dir)}/results.md'
+        f', results.json; figures: seed_N/per_class_accuracy.png, '
+        'class_counts.png',
+        flush=True)
     return results
 
 

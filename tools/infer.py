@@ -19,18 +19,16 @@ from mmengine.config import DictAction
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description='Top-k classes of images, a folder or a list file.')
-    parser.add_argument('config',
-                        help='config file, or a name of list_models("lpt*")')
+    parser.add_argument(
+        'config', help='config file, or a name of list_models("lpt*")')
     parser.add_argument('checkpoint', help='full or prompt-only checkpoint')
     parser.add_argument(
         'inputs',
         nargs='+',
         help='image files, folders (searched recursively) or .txt lists '
         'of image paths (relative to the list)')
-    parser.add_argument('--topk',
-                        type=int,
-                        default=5,
-                        help='classes per image (default: 5)')
+    parser.add_argument(
+        '--topk', type=int, default=5, help='classes per image (default: 5)')
     parser.add_argument(
         '--out',
         help='write the results as JSON to this file; "-" prints the JSON '
@@ -39,15 +37,15 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         '--classes',
         help='text file of class names, one per line in label order '
         '(default: the checkpoint\'s or the data set\'s names)')
-    parser.add_argument('--device',
-                        default=None,
-                        help='e.g. cpu or cuda:0 (default: auto)')
-    parser.add_argument('--batch-size',
-                        type=int,
-                        default=1,
-                        help='images per forward pass')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override settings of the config, key=value')
+    parser.add_argument(
+        '--device', default=None, help='e.g. cpu or cuda:0 (default: auto)')
+    parser.add_argument(
+        '--batch-size', type=int, default=1, help='images per forward pass')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override settings of the config, key=value')
     args = parser.parse_args(argv)
     if args.topk < 1:
         parser.error(f'--topk must be >= 1, got {args.topk}.')
@@ -75,15 +73,13 @@ def main(argv: Optional[Sequence[str]] = None) -> List[dict]:
         else contextlib.nullcontext()
     with quiet:
         from lpt_mmpretrain.apis import LPTClassifierInferencer, model_config
-        config = (model_config(args.config, args.cfg_options)
-                  if args.cfg_options else args.config)
-        inferencer = LPTClassifierInferencer(config,
-                                             args.checkpoint,
-                                             device=args.device,
-                                             classes=args.classes)
-        results = inferencer(args.inputs,
-                             topk=args.topk,
-                             batch_size=args.batch_size)
+        config = (
+            model_config(args.config, args.cfg_options)
+            if args.cfg_options else args.config)
+        inferencer = LPTClassifierInferencer(
+            config, args.checkpoint, device=args.device, classes=args.classes)
+        results = inferencer(
+            args.inputs, topk=args.topk, batch_size=args.batch_size)
     if args.out == '-':
         json.dump(results, sys.stdout, indent=2)
         sys.stdout.write('\n')

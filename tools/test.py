@@ -5,7 +5,6 @@ Arguments are exactly MMPretrain's (`python tools/test.py -h`: `--tta`,
 (`epoch_N_prompts.pth`): the model loads either (see the README). The
 metrics are printed one `name: value` per line at the end.
 """
-import lpt_mmpretrain  # noqa: F401  (first: registers, quiets mmcv-lite)
 import mmengine
 from mmengine.config import Config
 from mmengine.dist import is_main_process
@@ -14,19 +13,19 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 from mmpretrain.utils import register_all_modules
 
+import lpt_mmpretrain  # noqa: F401  (first: registers, quiets mmcv-lite)
 from lpt_mmpretrain.engine import compat
+from lpt_mmpretrain.engine.compat import mmpretrain_tools
 from lpt_mmpretrain.engine.compat.dist import (setup_cpu_distributed,
                                                teardown_distributed)
-from lpt_mmpretrain.engine.compat.mmpretrain_tools import (
-    adapt_cfg_to_host, load_mmpretrain_tool)
 
-tool = load_mmpretrain_tool('test')
+tool = mmpretrain_tools.load_mmpretrain_tool('test')
 parse_args = tool.parse_args
 
 
 def merge_args(cfg: Config, args) -> Config:
     """MMPretrain's ``merge_args``, then the host fixes."""
-    return adapt_cfg_to_host(tool.merge_args(cfg, args))
+    return mmpretrain_tools.adapt_cfg_to_host(tool.merge_args(cfg, args))
 
 
 def main():
@@ -43,8 +42,9 @@ def main():
 
     register_all_modules(init_default_scope=False)
     setup_cpu_distributed(cfg, args.launcher)
-    runner = (Runner.from_cfg(cfg)
-              if 'runner_type' not in cfg else RUNNERS.build(cfg))
+    runner = (
+        Runner.from_cfg(cfg)
+        if 'runner_type' not in cfg else RUNNERS.build(cfg))
     if args.out and args.out_item in ['pred', None]:
         runner.test_evaluator.metrics.append(
             DumpResults(out_file_path=args.out))

@@ -3,20 +3,18 @@
 Arguments are exactly MMPretrain's (`python tools/train.py -h`); see
 lpt_mmpretrain/engine/compat/mmpretrain_tools.py for what is added.
 """
-import lpt_mmpretrain  # noqa: F401  (first: registers, quiets mmcv-lite)
 from mmengine.config import Config
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 from mmpretrain.utils import register_all_modules
 
+import lpt_mmpretrain  # noqa: F401  (first: registers, quiets mmcv-lite)
 from lpt_mmpretrain.engine import compat
+from lpt_mmpretrain.engine.compat import mmpretrain_tools
 from lpt_mmpretrain.engine.compat.dist import (setup_cpu_distributed,
                                                teardown_distributed)
-from lpt_mmpretrain.engine.compat.mmpretrain_tools import (
-    adapt_cfg_to_host, load_mmpretrain_tool)
 
-tool = load_mmpretrain_tool('train')
-
+tool = mmpretrain_tools.load_mmpretrain_tool('train')
 
 parse_args = tool.parse_args
 
@@ -29,7 +27,7 @@ def merge_args(cfg: Config, args) -> Config:
             '--auto-scale-lr needs `auto_scale_lr = dict(base_batch_size=N)` '
             'in the config, N being the total batch size the learning rate '
             'was set for.')
-    return adapt_cfg_to_host(tool.merge_args(cfg, args))
+    return mmpretrain_tools.adapt_cfg_to_host(tool.merge_args(cfg, args))
 
 
 def main():
@@ -41,8 +39,9 @@ def main():
     # GPU, the CPU (gloo) process group
     register_all_modules(init_default_scope=False)
     setup_cpu_distributed(cfg, args.launcher)
-    runner = (Runner.from_cfg(cfg)
-              if 'runner_type' not in cfg else RUNNERS.build(cfg))
+    runner = (
+        Runner.from_cfg(cfg)
+        if 'runner_type' not in cfg else RUNNERS.build(cfg))
     runner.train()
     teardown_distributed()
 

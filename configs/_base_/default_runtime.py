@@ -30,7 +30,8 @@ default_hooks = dict(
 )
 
 custom_hooks = [
-    # Class counts of the training set for AsymmetricGCLLoss(cls_num_list=None).
+    # Class counts of the training set for
+    # AsymmetricGCLLoss(cls_num_list=None).
     dict(type='ClassCountsHook'),
     # Weight of the instance-balanced stream, max(0, 0.5 * (E - e) / E).
     dict(type='DualStreamScheduleHook'),

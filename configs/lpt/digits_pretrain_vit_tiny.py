@@ -64,18 +64,18 @@ val_evaluator = dict(_delete_=True, type='Accuracy', topk=(1, ))
 test_evaluator = val_evaluator
 
 max_epochs = 30
-optim_wrapper = dict(
-    optimizer=dict(type='AdamW', lr=2e-3, weight_decay=0.05))
+optim_wrapper = dict(optimizer=dict(type='AdamW', lr=2e-3, weight_decay=0.05))
 param_scheduler = [
     dict(type='CosineAnnealingLR', T_max=max_epochs, by_epoch=True)
 ]
-train_cfg = dict(type='ResumableEpochBasedTrainLoop', max_epochs=max_epochs,
-                 val_interval=10)
+train_cfg = dict(
+    type='ResumableEpochBasedTrainLoop',
+    max_epochs=max_epochs,
+    val_interval=10)
 val_cfg = dict()
 test_cfg = dict()
 
-default_hooks = dict(
-    logger=dict(interval=20), checkpoint=dict(interval=10))
+default_hooks = dict(logger=dict(interval=20), checkpoint=dict(interval=10))
 # A plain classifier: no long-tail hooks, no prompt-only checkpoints.
 custom_hooks = []
 randomness = dict(seed=0)

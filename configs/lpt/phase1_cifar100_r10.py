@@ -1,4 +1,5 @@
-# LPT phase 1 on CIFAR-100-LT (rho = 10): shared prompt + cosine head on a frozen ViT-B/16
+# LPT phase 1 on CIFAR-100-LT (rho = 10):
+# shared prompt + cosine head on a frozen ViT-B/16
 # (IN-21k), trained with A-GCL on both sampling streams (docs/method.md).
 _base_ = [
     '../_base_/models/lpt_vit_b16_in21k.py',

@@ -1,4 +1,5 @@
-# LPT phase 2 on CIFAR-100-LT (rho = 10): group-specific prompt pool on top of the phase-1
+# LPT phase 2 on CIFAR-100-LT (rho = 10):
+# group-specific prompt pool on top of the phase-1
 # shared prompt, which is loaded from the phase-1 work dir and frozen.
 _base_ = [
     '../_base_/models/lpt_vit_b16_in21k_phase2.py',

@@ -20,9 +20,9 @@ from .multi_task_model import MultiTaskModel
 
 __all__ = [
     'ScoresModel', 'loadable_model_cfg', 'build_model_from_checkpoint',
-    'export_onnx',
-    'onnx_scores', 'make_session', 'input_shape', 'MultiTaskScores',
-    'export_multitask_onnx', 'onnx_multitask_scores', 'add_export_arguments'
+    'export_onnx', 'onnx_scores', 'make_session', 'input_shape',
+    'MultiTaskScores', 'export_multitask_onnx', 'onnx_multitask_scores',
+    'add_export_arguments'
 ]
 
 
@@ -114,8 +114,8 @@ class MultiTaskScores(nn.Module):
                 task_ids: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         """(B, 3, H, W) images, (B,) int64 task ids -> (B, M) scores (0
         beyond a task's classes) and the (B,) class count of each."""
-        return (self.model(inputs, task_ids),
-                self.model.stack.num_classes[task_ids])
+        return (self.model(inputs,
+                           task_ids), self.model.stack.num_classes[task_ids])
 
 
 def _export(wrapper: nn.Module, args: tuple, output_file: str,
@@ -125,8 +125,12 @@ def _export(wrapper: nn.Module, args: tuple, output_file: str,
     ONNX's checker."""
     batch = torch.export.Dim('batch') if dynamic_batch else None
     names = list(inspect.signature(wrapper.forward).parameters)
-    dynamic_shapes = ({name: {0: batch}
-                       for name in names} if dynamic_batch else None)
+    dynamic_shapes = ({
+        name: {
+            0: batch
+        }
+        for name in names
+    } if dynamic_batch else None)
     os.makedirs(osp.dirname(osp.abspath(output_file)), exist_ok=True)
     with torch.no_grad():
         torch.onnx.export(
@@ -175,11 +179,12 @@ def export_multitask_onnx(inferencer,
     in_channels = backbone.patch_embed.projection.in_channels
     batch = max(2, len(inferencer.task_names)) if dynamic_batch else 1
     inputs = torch.randn(batch, in_channels, *shape, device=inferencer.device)
-    task_ids = torch.arange(batch, device=inferencer.device) % len(
-        inferencer.task_names)
-    return _export(MultiTaskScores(inferencer), (inputs, task_ids),
-                   output_file, ['input', 'task_ids'],
-                   ['scores', 'num_classes'], dynamic_batch, opset_version)
+    task_ids = torch.arange(
+        batch, device=inferencer.device) % len(inferencer.task_names)
+    return _export(
+        MultiTaskScores(inferencer), (inputs, task_ids), output_file,
+        ['input', 'task_ids'], ['scores', 'num_classes'], dynamic_batch,
+        opset_version)
 
 
 def onnx_multitask_scores(onnx_file: str,
@@ -230,13 +235,18 @@ def export_onnx(model: nn.Module,
         raise ValueError(f'shape must be (H, W), got {shape}.')
     in_channels = model.backbone.patch_embed.projection.in_channels
     # Batch 2 when dynamic: the exporter specialises a dimension of size 1.
-    dummy = torch.randn(2 if dynamic_batch else 1, in_channels, *shape,
-                        device=next(model.parameters()).device)
-    return _export(ScoresModel(model), (dummy, ), output_file, ['input'],
-                   ['scores'], dynamic_batch, opset_version)
+    dummy = torch.randn(
+        2 if dynamic_batch else 1,
+        in_channels,
+        *shape,
+        device=next(model.parameters()).device)
+    return _export(
+        ScoresModel(model), (dummy, ), output_file, ['input'], ['scores'],
+        dynamic_batch, opset_version)
 
 
-def onnx_scores(onnx_file: str, inputs: torch.Tensor,
+def onnx_scores(onnx_file: str,
+                inputs: torch.Tensor,
                 num_threads: Optional[int] = None) -> torch.Tensor:
     """Run an exported file with ONNX Runtime on the CPU.
 

@@ -164,24 +164,25 @@ class LPTClassifierInferencer:
         """
         check_min('topk', topk, 1)
         images = collect_images(inputs)
-        samples = self.inferencer(images,
-                                  return_datasamples=True,
-                                  batch_size=batch_size)
+        samples = self.inferencer(
+            images, return_datasamples=True, batch_size=batch_size)
         classes = self.classes
         results = []
         for image, sample in zip(images, samples):
             scores = sample.pred_score.detach().float().cpu()
             values, labels = torch.topk(scores, min(topk, scores.numel()))
             best = [
-                dict(label=int(label),
-                     **{'class': None if classes is None else classes[label]},
-                     score=float(value))
+                dict(
+                    label=int(label),
+                    **{'class': None if classes is None else classes[label]},
+                    score=float(value))
                 for value, label in zip(values.tolist(), labels.tolist())
             ]
             results.append(
-                dict(image=image,
-                     pred_label=best[0]['label'],
-                     pred_class=best[0]['class'],
-                     pred_score=best[0]['score'],
-                     topk=best))
+                dict(
+                    image=image,
+                    pred_label=best[0]['label'],
+                    pred_class=best[0]['class'],
+                    pred_score=best[0]['score'],
+                    topk=best))
         return results

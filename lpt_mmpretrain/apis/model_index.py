@@ -17,7 +17,6 @@ import os.path as osp
 from typing import List, Optional, Union
 
 from mmengine.config import Config, DictAction
-
 from mmpretrain.apis import ModelHub
 from modelindex.models.Model import Model
 
@@ -57,9 +56,10 @@ def metainfo_of_config(filename: Optional[str]) -> Model:
         for metainfo in ModelHub._models_dict.values():
             if metainfo.config == path:
                 return copy.deepcopy(metainfo)
-    return Model(name=None,
-                 results=[dict(task=TASK, dataset=None, metrics=None)],
-                 config=filename)
+    return Model(
+        name=None,
+        results=[dict(task=TASK, dataset=None, metrics=None)],
+        config=filename)
 
 
 # LPTClassifier (ModelIndexMixin) answers `_metainfo` from this index.

@@ -22,8 +22,7 @@ from mmpretrain.structures import DataSample
 
 from ..checkpoints import backbone_fingerprint
 from .multi_task_model import MultiTaskModel
-from .shared_backbone import (bare_view, load_task_model,
-                              resolve_backbone)
+from .shared_backbone import bare_view, load_task_model, resolve_backbone
 from .task_stack import TaskStack, TaskTensors, task_tensors
 
 __all__ = ['MultiTaskInferencer']
@@ -54,9 +53,9 @@ class MultiTaskInferencer(BaseInferencer):
     from the model config it records, on a view of the shared backbone
     (:func:`~lpt_mmpretrain.apis.shared_backbone.load_task_model`), and the
     file goes through ``load_state_dict``, so the classifier's and the
-    backbone's load hooks check it. A file trained on another backbone (its recorded fingerprint
-    differs) is refused before that, and the shared backbone is never
-    reloaded. Tasks can be added and removed at run time.
+    backbone's load hooks check it. A file trained on another backbone (its
+    recorded fingerprint differs) is refused before that, and the shared
+    backbone is never reloaded. Tasks can be added and removed at run time.
 
     As MMPretrain's ``ImageClassificationInferencer`` (a
     :class:`BaseInferencer`): :meth:`preprocess` (image loading, the test
@@ -90,8 +89,7 @@ class MultiTaskInferencer(BaseInferencer):
                  device: str = 'cpu') -> None:
         tasks = dict(tasks or {})
         self.device = torch.device(device)
-        backbone = resolve_backbone(backbone, next(iter(tasks.values()),
-                                                   None))
+        backbone = resolve_backbone(backbone, next(iter(tasks.values()), None))
         self.backbone = backbone.to(self.device).eval().requires_grad_(False)
         self.fingerprint = backbone_fingerprint(self.backbone)
         self._stack = TaskStack(backbone.num_layers, backbone.embed_dims)
@@ -157,8 +155,8 @@ class MultiTaskInferencer(BaseInferencer):
         """Task ``name`` as its own ``LPTClassifier`` on the shared backbone,
         loaded from its file (for comparisons: its ``predict`` is the
         single-task forward pass)."""
-        return load_task_model(self.backbone, self._get(name).filename,
-                               self.fingerprint)[0]
+        return load_task_model(self.backbone,
+                               self._get(name).filename, self.fingerprint)[0]
 
     def _restack(self) -> None:
         if self._stale:
@@ -239,8 +237,7 @@ class MultiTaskInferencer(BaseInferencer):
         for j, name in enumerate(tasks):
             sample = DataSample() if data_samples is None else data_samples[j]
             score = scores[j, :num_classes[j]]
-            sample.set_pred_score(score).set_pred_label(score.argmax(0,
-                                                                     True))
+            sample.set_pred_score(score).set_pred_label(score.argmax(0, True))
             sample.set_metainfo(dict(task=name))
             results.append(sample)
         return results
@@ -301,8 +298,8 @@ class MultiTaskInferencer(BaseInferencer):
                    tasks: Union[str, Sequence[str]] = ()):
         """Batches of ``dict(inputs, data_samples)``; each data sample
         carries its ``task``. Tensors are taken as preprocessed images."""
-        names = [tasks] * len(inputs) if isinstance(tasks, str) else list(
-            tasks)
+        names = [tasks] * len(inputs) if isinstance(tasks,
+                                                    str) else list(tasks)
         if len(names) != len(inputs):
             raise ValueError(
                 f'Got {len(inputs)} images but {len(names)} task names.')
@@ -312,20 +309,24 @@ class MultiTaskInferencer(BaseInferencer):
         def load(item):
             input_, name = item
             if isinstance(input_, torch.Tensor):
-                data = dict(inputs=input_, data_samples=DataSample(),
-                            preprocessed=True)
+                data = dict(
+                    inputs=input_,
+                    data_samples=DataSample(),
+                    preprocessed=True)
             else:
                 img = imread(input_)
                 if img is None:
                     raise ValueError(f'Failed to read image {input_}.')
                 data = self.pipeline(
-                    dict(img=img, img_shape=img.shape[:2],
-                         ori_shape=img.shape[:2]))
+                    dict(
+                        img=img,
+                        img_shape=img.shape[:2],
+                        ori_shape=img.shape[:2]))
             data['data_samples'].set_metainfo(dict(task=name))
             return data
 
-        chunks = self._get_chunk_data(map(load, zip(inputs, names)),
-                                      batch_size)
+        chunks = self._get_chunk_data(
+            map(load, zip(inputs, names)), batch_size)
         yield from map(default_collate, chunks)
 
     @torch.no_grad()
@@ -334,8 +335,7 @@ class MultiTaskInferencer(BaseInferencer):
         if 'preprocessed' not in data:
             data = self.data_preprocessor(data, False)
         samples = data['data_samples']
-        return self.predict(data['inputs'], [s.task for s in samples],
-                            samples)
+        return self.predict(data['inputs'], [s.task for s in samples], samples)
 
     @property
     def data_preprocessor(self) -> nn.Module:

@@ -60,17 +60,19 @@ class MultiTaskModel(nn.Module):
                 task_idx: torch.Tensor,
                 start: int,
                 end: int,
-                group: Optional[Tuple[torch.Tensor, torch.Tensor]] = None
-                ) -> torch.Tensor:
+                group: Optional[Tuple[torch.Tensor,
+                                      torch.Tensor]] = None) -> torch.Tensor:
         """Blocks ``start .. end - 1`` with shared (and ``group``: group
         prompts and their key mask) prompts."""
         prompts, mask = self.stack.shared_prompts(task_idx, start, end)
         if group is not None:
             group_prompts, group_mask = group
-            prompts = (group_prompts if prompts is None else torch.cat(
-                [prompts, group_prompts], dim=2))
-            mask = (group_mask
-                    if mask is None else torch.cat([mask, group_mask], dim=2))
+            prompts = (
+                group_prompts if prompts is None else torch.cat(
+                    [prompts, group_prompts], dim=2))
+            mask = (
+                group_mask if mask is None else torch.cat([mask, group_mask],
+                                                          dim=2))
         return self.backbone.forward_blocks(
             tokens, start, end, extra_prompts=prompts, key_mask=mask)
 
@@ -100,8 +102,8 @@ class MultiTaskModel(nn.Module):
                 rows = None  # all; masked before each sample's own start
                 group = stack.group_prompts(query, task_idx, start)
                 out = self._blocks(kept[start], task_idx, start, L, group)
-                return torch.where((share < L)[:, None],
-                                   bb.forward_final(out), query)
+                return torch.where((share < L)[:, None], bb.forward_final(out),
+                                   query)
             rows = (share == start).nonzero()[:, 0]
             group = stack.group_prompts(query[rows], task_idx[rows], start)
             out = self._blocks(kept[start][rows], task_idx[rows], start, L,

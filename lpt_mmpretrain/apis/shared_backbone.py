@@ -19,12 +19,15 @@ from mmengine.runner.checkpoint import (_load_checkpoint,
                                         _load_checkpoint_to_model)
 from mmpretrain.registry import MODELS
 
-from ..checkpoints import (backbone_fingerprint, is_prompt_checkpoint,
-                           recorded_fingerprint, recorded_source)
+from ..checkpoints import (is_prompt_checkpoint, recorded_fingerprint,
+                           recorded_source)
 from .export import loadable_model_cfg
 
 __all__ = [
-    'resolve_backbone', 'prompted_view', 'bare_view', 'load_task_model',
+    'resolve_backbone',
+    'prompted_view',
+    'bare_view',
+    'load_task_model',
 ]
 
 ACCEPTED = ('an LPTVisionTransformer module, a backbone config dict, a '
@@ -35,8 +38,8 @@ ACCEPTED = ('an LPTVisionTransformer module, a backbone config dict, a '
 
 def _is_lpt_backbone(module) -> bool:
     return all(
-        hasattr(module, name) for name in ('embed', 'forward_blocks',
-                                           'forward_final', 'num_layers'))
+        hasattr(module, name)
+        for name in ('embed', 'forward_blocks', 'forward_final', 'num_layers'))
 
 
 def _build_loaded(cfg: dict, checkpoint: Optional[str] = None) -> nn.Module:
@@ -103,8 +106,9 @@ def resolve_backbone(backbone: Union[nn.Module, dict, str],
             f'it records, or {ACCEPTED}.')
     meta = ckpt.get('meta') if isinstance(ckpt, dict) else None
     cfg_text = (meta or {}).get('cfg')
-    cfg = (Config.fromstring(cfg_text, '.py').model.backbone
-           if isinstance(cfg_text, str) else _task_backbone_cfg(task_file))
+    cfg = (
+        Config.fromstring(cfg_text, '.py').model.backbone if isinstance(
+            cfg_text, str) else _task_backbone_cfg(task_file))
     if cfg is None:
         raise ValueError(
             f'{backbone} records no config, so its architecture is unknown: '
@@ -136,10 +140,14 @@ def prompted_view(backbone: nn.Module, cfg: dict) -> nn.Module:
     cfg['init_cfg'] = None
     with torch.device('meta'):
         view = MODELS.build(cfg)
-    own = {k: v.shape for k, v in backbone.state_dict().items()
-           if k != 'prompt'}
-    theirs = {k: v.shape for k, v in view.state_dict().items()
-              if k != 'prompt'}
+    own = {
+        k: v.shape
+        for k, v in backbone.state_dict().items() if k != 'prompt'
+    }
+    theirs = {
+        k: v.shape
+        for k, v in view.state_dict().items() if k != 'prompt'
+    }
     if own != theirs:
         diff = sorted(set(own.items()) ^ set(theirs.items()), key=str)[:3]
         raise ValueError(

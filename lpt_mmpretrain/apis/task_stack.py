@@ -59,16 +59,18 @@ def task_tensors(model: nn.Module) -> TaskTensors:
     """
     bb, head = model.backbone, model.head
     with torch.no_grad():
-        prompt = (bb.prompt.detach() if bb.prompt is not None else
-                  bb.pos_embed.new_zeros(bb.num_layers, 0, bb.embed_dims))
+        prompt = (
+            bb.prompt.detach() if bb.prompt is not None else
+            bb.pos_embed.new_zeros(bb.num_layers, 0, bb.embed_dims))
         if isinstance(head, CosineClsHead):
             weight = F.normalize(head.fc.weight.detach(), dim=1)
             bias = weight.new_zeros(weight.shape[0])
             cosine, scale = True, float(head.pred_scale)
         elif isinstance(head, LinearClsHead):
             weight = head.fc.weight.detach()
-            bias = (head.fc.bias.detach() if head.fc.bias is not None else
-                    weight.new_zeros(weight.shape[0]))
+            bias = (
+                head.fc.bias.detach() if head.fc.bias is not None else
+                weight.new_zeros(weight.shape[0]))
             cosine, scale = False, 1.
         else:
             raise TypeError(
@@ -151,18 +153,16 @@ class TaskStack(nn.Module):
         empty_pool = torch.zeros(1, 1, 0, C, device=device)
         empty_keys = torch.zeros(1, C, device=device)
         buffers.update(
-            pool=_padded([
-                t.pool if t.pool is not None else empty_pool for t in tasks
-            ], front=(False, True)),
+            pool=_padded(
+                [t.pool if t.pool is not None else empty_pool for t in tasks],
+                front=(False, True)),
             keys=_padded(
                 [t.keys if t.keys is not None else empty_keys for t in tasks]),
-            pool_size=longs([
-                0 if t.pool is None else t.pool.shape[0] for t in tasks
-            ]),
+            pool_size=longs(
+                [0 if t.pool is None else t.pool.shape[0] for t in tasks]),
             top_k=longs([t.top_k for t in tasks]),
-            group_len=longs([
-                0 if t.pool is None else t.pool.shape[2] for t in tasks
-            ]))
+            group_len=longs(
+                [0 if t.pool is None else t.pool.shape[2] for t in tasks]))
         self.max_top_k = max([t.top_k for t in phase2], default=0)
         for name, value in buffers.items():
             self.register_buffer(name, value, persistent=False)
@@ -196,8 +196,9 @@ class TaskStack(nn.Module):
             return None, None
         prompts = self.prompt[task_idx, start:end]  # (B, n, P, C)
         # (B, P) -> (B, n, P)
-        mask = (torch.arange(P, device=task_idx.device) <
-                self.prompt_len[task_idx, None])
+        mask = (
+            torch.arange(P, device=task_idx.device) < self.prompt_len[task_idx,
+                                                                      None])
         return prompts, mask[:, None].expand(-1, end - start, -1)
 
     def group_prompts(self, query: torch.Tensor, task_idx: torch.Tensor,
@@ -222,8 +223,8 @@ class TaskStack(nn.Module):
         sim = sim.masked_fill(entries >= self.pool_size[task_idx, None],
                               float('-inf'))  # (n, K)
         _, idx = sim.topk(self.max_top_k, dim=-1)  # (n, k_max)
-        taken = (entries[:self.max_top_k] <
-                 self.top_k[task_idx, None]).to(query.dtype)
+        taken = (entries[:self.max_top_k] < self.top_k[task_idx,
+                                                       None]).to(query.dtype)
         offset = start - self.group_start
         # Rows of the (T * K, G, P2, C) pool: (n, k_max, G, P2, C), then
         # from block `start` on.
@@ -234,15 +235,15 @@ class TaskStack(nn.Module):
         taken = taken / self.top_k[task_idx, None].clamp(min=1)
         # The mean of the taken entries as one batched matmul:
         # (n, 1, k_max) @ (n, k_max, (L - start) * P2 * C)
-        prompts = torch.bmm(taken[:, None], chosen.flatten(2)).view(
-            chosen.shape[:1] + chosen.shape[2:])
+        prompts = torch.bmm(taken[:, None],
+                            chosen.flatten(2)).view(chosen.shape[:1] +
+                                                    chosen.shape[2:])
         blocks = torch.arange(start, self.num_layers, device=query.device)
         tokens = torch.arange(self.pool.shape[3], device=query.device)
         # (n, L - start, 1) & (n, 1, P2)
-        mask = ((blocks[None, :, None] >=
-                 self.share_blocks[task_idx, None, None])
-                & (tokens[None, None, :] < self.group_len[task_idx, None,
-                                                          None]))
+        mask = (
+            (blocks[None, :, None] >= self.share_blocks[task_idx, None, None])
+            & (tokens[None, None, :] < self.group_len[task_idx, None, None]))
         return prompts, mask
 
     def scores(self, feats: torch.Tensor,

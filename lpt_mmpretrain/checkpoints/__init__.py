@@ -14,12 +14,13 @@
 It imports nothing from the models, data sets, engine hooks or APIs above
 it (only MMEngine's safe saving, :mod:`lpt_mmpretrain.engine.compat`).
 """
-from .errors import *  # noqa: F401,F403
-from .messages import *  # noqa: F401,F403
-from .state_dict import *  # noqa: F401,F403
-from .files import *  # noqa: F401,F403
-from .converters import *  # noqa: F401,F403
-from .prompt_only import *  # noqa: F401,F403
-from .pretrained import *  # noqa: F401,F403
 from .classifier import *  # noqa: F401,F403
+from .converters import *  # noqa: F401,F403
+# isort: off  (kept in the order the modules build on each other)
+from .errors import *  # noqa: F401,F403
+from .files import *  # noqa: F401,F403
+from .messages import *  # noqa: F401,F403
+from .pretrained import *  # noqa: F401,F403
+from .prompt_only import *  # noqa: F401,F403
 from .standin import *  # noqa: F401,F403
+from .state_dict import *  # noqa: F401,F403

@@ -33,8 +33,7 @@ def missing_key(source: str,
                 key: str,
                 shape: Optional[Sequence[int]] = None,
                 fix: str = '',
-                error: Type[Exception] = CheckpointMismatchError
-                ) -> Exception:
+                error: Type[Exception] = CheckpointMismatchError) -> Exception:
     """``{source} lacks '{key}' (shape ...), which the model needs.``"""
     shape_text = '' if shape is None else f' (shape {tuple(shape)})'
     return error(

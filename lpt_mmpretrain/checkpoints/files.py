@@ -23,10 +23,9 @@ __all__ = [
 _OPENAI_EXTRAS = ('input_resolution', 'context_length', 'vocab_size')
 
 
-def load_state_dict_file(
-    filename: str,
-    map_location: Optional[str] = 'cpu'
-) -> Tuple[Dict[str, torch.Tensor], dict]:
+def load_state_dict_file(filename: str,
+                         map_location: Optional[str] = 'cpu'
+                         ) -> Tuple[Dict[str, torch.Tensor], dict]:
     """Read a checkpoint and return its flat state dict.
 
     ``.safetensors`` files are read with the ``safetensors`` package (through

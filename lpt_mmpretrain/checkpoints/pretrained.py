@@ -25,8 +25,8 @@ __all__ = ['split_init_cfg', 'pretrained_state_dict', 'pos_embed_problem']
 _PRETRAINED_ARGS = {'type', 'checkpoint', 'prefix', 'map_location'}
 
 
-def split_init_cfg(init_cfg: Union[dict, List[dict], None]
-                   ) -> Tuple[List[dict], List[dict]]:
+def split_init_cfg(init_cfg: Union[dict, List[dict],
+                                   None]) -> Tuple[List[dict], List[dict]]:
     """``(Pretrained entries, the others)`` of a backbone's ``init_cfg``.
 
     The backbone loads the ``Pretrained`` entries itself, checked; each
@@ -81,8 +81,8 @@ def pretrained_state_dict(backbone: nn.Module,
         f'Checkpoint {checkpoint}',
         keys=[k for k in own if k != PROMPT_KEY or k in state_dict],
         hint=lambda key: backbone_hint(backbone, key, state_dict),
-        shape_ok=lambda key, got, want: key == 'pos_embed' and not
-        pos_embed_problem(backbone, got),
+        shape_ok=lambda key, got, want: key == 'pos_embed' and
+        not pos_embed_problem(backbone, got),
         unexpected=[k for k in extra if k.split('.')[0] in namespaces])
     if extra:
         print_log(
@@ -120,15 +120,17 @@ def backbone_hint(backbone: nn.Module, key: str,
         return message('pos_embed', problem=pos_embed_problem(backbone, shape))
     if key == 'patch_embed.projection.weight' and shape is not None \
             and len(shape) == 4:
-        return message('patch_embed', patch_size=shape[2],
-                       in_channels=shape[1])
+        return message(
+            'patch_embed', patch_size=shape[2], in_channels=shape[1])
     if key not in backbone.state_dict():
         return message('arch_options')
     if parts[0] == 'layers' and shape is None:
         ckpt_layers = _num_layers(state_dict)
         if int(parts[1]) >= ckpt_layers:
-            return message('num_layers', checkpoint=ckpt_layers,
-                        model=backbone.num_layers)
+            return message(
+                'num_layers',
+                checkpoint=ckpt_layers,
+                model=backbone.num_layers)
         if key.endswith('attn.qkv.bias'):
             return message('qkv_bias')
         if 'gamma' in key:

@@ -100,8 +100,8 @@ def save_prompt_checkpoint(model: nn.Module,
     meta[PROMPT_ONLY_FLAG] = True
     if meta.get('classes') is not None:
         meta.setdefault('dataset_meta', dict(classes=list(meta['classes'])))
-    atomic_torch_save(dict(state_dict=prompt_state_dict(model), meta=meta),
-                      filename)
+    atomic_torch_save(
+        dict(state_dict=prompt_state_dict(model), meta=meta), filename)
 
 
 def is_prompt_checkpoint(checkpoint: dict) -> bool:
@@ -163,8 +163,11 @@ def complete_prompt_only(backbone: nn.Module, state_dict: dict,
         if present and len(present) < len(frozen):
             missing = [k for k in frozen if prefix + k not in state_dict]
             raise CheckpointMismatchError(
-                message('truncated', present=len(present), frozen=len(frozen),
-                        key=prefix + missing[0]))
+                message(
+                    'truncated',
+                    present=len(present),
+                    frozen=len(frozen),
+                    key=prefix + missing[0]))
         if not present:
             raise CheckpointMismatchError(message('no_backbone'))
         return
@@ -187,14 +190,21 @@ def _load_fingerprinted(backbone: nn.Module, expected: str,
             message('no_pretrained', recorded=recorded))
     if '://' not in source and not osp.isfile(source):
         raise FileNotFoundError(
-            message('pretrained_missing', recorded=recorded, source=source,
-                    fingerprint=expected[:16]))
+            message(
+                'pretrained_missing',
+                recorded=recorded,
+                source=source,
+                fingerprint=expected[:16]))
     backbone.load_pretrained(source)
     actual = backbone_fingerprint(backbone)
     if actual != expected:
         raise CheckpointMismatchError(
-            message('other_backbone', recorded=recorded, expected=expected,
-                    source=source, actual=actual))
+            message(
+                'other_backbone',
+                recorded=recorded,
+                expected=expected,
+                source=source,
+                actual=actual))
 
 
 def load_prompt_checkpoint(model: nn.Module,
@@ -251,8 +261,12 @@ def export_prompt_checkpoint(model: nn.Module, checkpoint: str,
     actual = backbone_fingerprint(model.backbone)
     if actual != trained_on:
         raise ValueError(
-            message('export_other_backbone', checkpoint=checkpoint,
-                    trained_on=trained_on, source=source, actual=actual))
+            message(
+                'export_other_backbone',
+                checkpoint=checkpoint,
+                trained_on=trained_on,
+                source=source,
+                actual=actual))
     old = full.get('meta') or {}
     meta = {
         k: old[k]

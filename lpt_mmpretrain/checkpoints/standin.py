@@ -38,8 +38,8 @@ PRETRAIN_CONFIG = 'configs/lpt/digits_pretrain_vit_tiny.py'
 
 def standin_files(name: str, directory: str = STANDIN_DIR) -> tuple:
     """``(weights .pth, record .json)`` of the stand-in ``name``."""
-    return (osp.join(directory, f'{name}.pth'),
-            osp.join(directory, f'{name}.json'))
+    return (osp.join(directory,
+                     f'{name}.pth'), osp.join(directory, f'{name}.json'))
 
 
 def file_sha256(path: str) -> str:
@@ -53,8 +53,8 @@ def file_sha256(path: str) -> str:
 
 def _how_to_make(name: str) -> str:
     pth, record = (osp.relpath(p) for p in standin_files(name))
-    return message('standin_remedy', pth=pth, json=record,
-                   config=PRETRAIN_CONFIG)
+    return message(
+        'standin_remedy', pth=pth, json=record, config=PRETRAIN_CONFIG)
 
 
 def load_from_standin(filename: str,
@@ -73,16 +73,24 @@ def load_from_standin(filename: str,
     if not osp.isfile(pth) or not osp.isfile(record):
         missing = pth if not osp.isfile(pth) else record
         raise FileNotFoundError(
-            message('standin_missing', uri=filename, path=missing,
-                    remedy=_how_to_make(name)))
+            message(
+                'standin_missing',
+                uri=filename,
+                path=missing,
+                remedy=_how_to_make(name)))
     with open(record) as f:
         expected = json.load(f)['sha256']
     actual = file_sha256(pth)
     if actual != expected:
         raise ValueError(
-            message('standin_changed', uri=filename, path=pth, actual=actual,
-                    record=record, expected=expected,
-                    remedy=_how_to_make(name)))
+            message(
+                'standin_changed',
+                uri=filename,
+                path=pth,
+                actual=actual,
+                record=record,
+                expected=expected,
+                remedy=_how_to_make(name)))
     return CheckpointLoader.load_checkpoint(pth, map_location=map_location)
 
 
@@ -115,8 +123,10 @@ def export_standin(checkpoint: str,
     pth, record_file = standin_files(name, directory)
     torch.save(
         {
-            'state_dict': {k: v.clone()
-                           for k, v in state_dict.items()},
+            'state_dict': {
+                k: v.clone()
+                for k, v in state_dict.items()
+            },
             'meta': {
                 'epoch': meta.get('epoch'),
                 'config': config

@@ -23,8 +23,7 @@ from .errors import missing_key, shape_mismatch, unknown_keys
 
 __all__ = [
     'PROMPT_KEY', 'is_trained_key', 'frozen_state_dict', 'check_state_dict',
-    'tensors_fingerprint', 'backbone_fingerprint', 'encode_text',
-    'decode_text'
+    'tensors_fingerprint', 'backbone_fingerprint', 'encode_text', 'decode_text'
 ]
 
 Shape = Tuple[int, ...]
@@ -42,9 +41,8 @@ def is_trained_key(key: str) -> bool:
     return not key.startswith('backbone.') or key == f'backbone.{PROMPT_KEY}'
 
 
-def frozen_state_dict(
-        backbone: Union[nn.Module, Mapping[str, torch.Tensor]]
-) -> dict:
+def frozen_state_dict(backbone: Union[nn.Module,
+                                      Mapping[str, torch.Tensor]]) -> dict:
     """The pretrained, frozen tensors of a backbone: all but the prompt.
 
     Args:
@@ -70,15 +68,14 @@ def tensors_fingerprint(tensors: Mapping[str, torch.Tensor]) -> str:
     digest = hashlib.sha256()
     for key in sorted(tensors):
         tensor = tensors[key].detach().cpu().contiguous()
-        digest.update(
-            f'{key}|{tensor.dtype}|{tuple(tensor.shape)}\n'.encode())
+        digest.update(f'{key}|{tensor.dtype}|{tuple(tensor.shape)}\n'.encode())
         if tensor.numel():
             digest.update(tensor.reshape(-1).view(torch.uint8).numpy())
     return digest.hexdigest()
 
 
-def backbone_fingerprint(
-        backbone: Union[nn.Module, Mapping[str, torch.Tensor]]) -> str:
+def backbone_fingerprint(backbone: Union[nn.Module,
+                                         Mapping[str, torch.Tensor]]) -> str:
     """The fingerprint of a backbone's frozen weights (all but the prompt).
 
     Args:
@@ -95,14 +92,15 @@ def _no_hint(key: str) -> str:
     return ''
 
 
-def check_state_dict(own: Mapping[str, torch.Tensor],
-                     loaded: Mapping[str, object],
-                     source: str,
-                     keys: Optional[Iterable[str]] = None,
-                     hint: Callable[[str], str] = _no_hint,
-                     shape_ok: Optional[Callable[[str, Shape, Shape],
-                                                 bool]] = None,
-                     unexpected: Iterable[str] = ()) -> None:
+def check_state_dict(
+    own: Mapping[str, torch.Tensor],
+    loaded: Mapping[str, object],
+    source: str,
+    keys: Optional[Iterable[str]] = None,
+    hint: Callable[[str], str] = _no_hint,
+    shape_ok: Optional[Callable[[str, Shape, Shape], bool]] = None,
+    unexpected: Iterable[str] = ()
+) -> None:
     """Raise unless ``loaded`` has every key of ``own`` with its shape.
 
     Args:

@@ -1,5 +1,6 @@
 from mmpretrain.datasets import CIFAR100
 from mmpretrain.registry import DATASETS
+
 from .cifar10_lt import CIFAR10LT
 
 __all__ = ['CIFAR100LT']

@@ -2,10 +2,10 @@ from typing import List, Optional
 
 import numpy as np
 from mmengine.fileio import exists, join_path
-
 from mmpretrain.datasets import CIFAR10
 from mmpretrain.datasets.utils import check_md5
 from mmpretrain.registry import DATASETS
+
 from .class_counts import count_labels, exponential_profile
 from .long_tail_mixin import LongTailMixin
 
@@ -102,9 +102,9 @@ class CIFAR10LT(LongTailMixin, CIFAR10):
         if self._files_verified:
             return True
         folder = join_path(self.data_prefix['root'], self.base_folder)
-        entries = self.train_list + self.test_list + [
-            [self.meta['filename'], self.meta.get('md5')]
-        ]
+        entries = self.train_list + self.test_list + [[
+            self.meta['filename'], self.meta.get('md5')
+        ]]
         paths = [(join_path(folder, f), md5) for f, md5 in entries]
         missing = [p for p, _ in paths if not exists(p)]
         corrupt = [] if missing else [

@@ -1,9 +1,9 @@
 from typing import List, Optional
 
 import numpy as np
-
 from mmpretrain.datasets import BaseDataset
 from mmpretrain.registry import DATASETS
+
 from ..checks import check_choice, check_min
 from .digits_lt import compose_digits, partition_digits
 from .long_tail_mixin import LongTailMixin, exponential_profile
@@ -81,8 +81,11 @@ class DigitPairsLT(LongTailMixin, BaseDataset):
                  test_mode: bool = False,
                  **kwargs) -> None:
         check_choice('split', split, self.splits, prefix='DigitPairsLT: ')
-        check_min('imbalance_ratio (head count / tail count)',
-                  imbalance_ratio, 1, prefix='DigitPairsLT: ')
+        check_min(
+            'imbalance_ratio (head count / tail count)',
+            imbalance_ratio,
+            1,
+            prefix='DigitPairsLT: ')
         if max_per_class < 1 or num_test_pairs_per_class < 1:
             raise ValueError(
                 'DigitPairsLT: max_per_class and num_test_pairs_per_class '
@@ -111,8 +114,8 @@ class DigitPairsLT(LongTailMixin, BaseDataset):
         return [int(counts[r]) for r in rank]
 
     @staticmethod
-    def _pairs(rng: np.random.RandomState, left: np.ndarray,
-               right: np.ndarray, num: int, cls: int) -> List[tuple]:
+    def _pairs(rng: np.random.RandomState, left: np.ndarray, right: np.ndarray,
+               num: int, cls: int) -> List[tuple]:
         """``num`` distinct (left image, right image) index pairs."""
         combos = len(left) * len(right)
         if num > combos:
@@ -141,7 +144,8 @@ class DigitPairsLT(LongTailMixin, BaseDataset):
                                  'DigitPairsLT')
         counts = self.class_counts()
         self._set_cls_num_list(
-            counts, source=f'the profile exponential_profile('
+            counts,
+            source=f'the profile exponential_profile('
             f'{self.max_per_class}, 100, {self.imbalance_ratio})')
 
         pool = parts['rest'] if self.split == 'train' else parts['test']
@@ -150,14 +154,17 @@ class DigitPairsLT(LongTailMixin, BaseDataset):
         rng = np.random.RandomState([self.seed, self.splits.index(self.split)])
         data_list = []
         for cls in range(100):
-            num = (counts[cls] if self.split == 'train' else
-                   self.num_test_pairs_per_class)
+            num = (
+                counts[cls]
+                if self.split == 'train' else self.num_test_pairs_per_class)
             for i, j in self._pairs(rng, pool[cls // 10], pool[cls % 10], num,
                                     cls):
                 data_list.append({
-                    'img': compose_digits([images[i], images[j]],
-                                          self.img_size, self.interpolation),
-                    'gt_label': cls,
+                    'img':
+                    compose_digits([images[i], images[j]], self.img_size,
+                                   self.interpolation),
+                    'gt_label':
+                    cls,
                     'source_idx': (i, j),
                 })
         return data_list

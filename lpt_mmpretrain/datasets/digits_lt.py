@@ -2,9 +2,9 @@ from typing import List, Optional, Sequence
 
 import mmcv
 import numpy as np
-
 from mmpretrain.datasets import BaseDataset
 from mmpretrain.registry import DATASETS
+
 from ..checks import check_choice, check_min
 from .long_tail_mixin import LongTailMixin, exponential_profile
 
@@ -14,8 +14,11 @@ __all__ = ['DigitsLT', 'partition_digits', 'compose_digits']
 DIGITS_MAX_VALUE = 16.
 
 
-def partition_digits(labels: np.ndarray, num_test: int, num_pretrain: int,
-                     seed: int, name: str = 'DigitsLT') -> dict:
+def partition_digits(labels: np.ndarray,
+                     num_test: int,
+                     num_pretrain: int,
+                     seed: int,
+                     name: str = 'DigitsLT') -> dict:
     """Split the digit images of every class into three disjoint parts.
 
     The images of every class (in label order) are shuffled with one
@@ -153,8 +156,11 @@ class DigitsLT(LongTailMixin, BaseDataset):
                  **kwargs) -> None:
         check_choice('split', split, self.splits, prefix='DigitsLT: ')
         check_choice('layout', layout, self.layouts, prefix='DigitsLT: ')
-        check_min('imbalance_ratio (head count / tail count)',
-                  imbalance_ratio, 1, prefix='DigitsLT: ')
+        check_min(
+            'imbalance_ratio (head count / tail count)',
+            imbalance_ratio,
+            1,
+            prefix='DigitsLT: ')
         if int(img_size) != img_size or img_size < 1:
             raise ValueError(
                 f'DigitsLT: img_size must be a positive int, got {img_size}.')
@@ -218,10 +224,12 @@ class DigitsLT(LongTailMixin, BaseDataset):
             digits = [None] * num_slots
             digits[slot] = images[idx]
             data_list.append({
-                'img': compose_digits(digits, self.img_size,
-                                      self.interpolation),
-                'gt_label': int(labels[idx]),
-                'source_idx': int(idx),
+                'img':
+                compose_digits(digits, self.img_size, self.interpolation),
+                'gt_label':
+                int(labels[idx]),
+                'source_idx':
+                int(idx),
             })
         return data_list
 

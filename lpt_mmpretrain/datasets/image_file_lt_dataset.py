@@ -4,8 +4,8 @@ from typing import List, Optional, Sequence, Tuple, Union
 
 from mmengine import dist
 from mmengine.fileio import exists, get_file_backend
-
 from mmpretrain.datasets import BaseDataset
+
 from ..checks import check_min
 from .class_counts import count_labels
 from .long_tail_mixin import LongTailMixin
@@ -24,8 +24,11 @@ def _missing_files(img_paths: Sequence[str], num_threads: int) -> List[str]:
     backend = get_file_backend(img_paths[0], enable_singleton=True)
     with ThreadPoolExecutor(max_workers=num_threads) as pool:
         found = list(
-            pool.map(backend.exists, img_paths, chunksize=max(1, len(
-                img_paths) // (16 * num_threads))))
+            pool.map(
+                backend.exists,
+                img_paths,
+                chunksize=max(1,
+                              len(img_paths) // (16 * num_threads))))
     return [p for p, ok in zip(img_paths, found) if not ok]
 
 
@@ -128,8 +131,8 @@ class ImageFileLTDataset(LongTailMixin, BaseDataset):
             num_classes = self.default_num_classes
         if num_classes is not None:
             check_min('num_classes', num_classes, 1, prefix=f'{name}: ')
-        if isinstance(classes, str) and not exists(
-                os.path.expanduser(classes)):
+        if isinstance(classes,
+                      str) and not exists(os.path.expanduser(classes)):
             raise FileNotFoundError(
                 f'{name}: the class-name file {classes!r} (`classes`) does '
                 'not exist. Give a text file with one class name per line, '

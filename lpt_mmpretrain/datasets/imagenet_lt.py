@@ -1,4 +1,5 @@
 from mmpretrain.registry import DATASETS
+
 from .split_file_dataset import SplitFileLTDataset
 
 __all__ = ['ImageNetLT']

@@ -2,8 +2,8 @@ import json
 from typing import Dict, Optional
 
 from mmengine.fileio import exists, get_text
-
 from mmpretrain.registry import DATASETS
+
 from .image_file_lt_dataset import ImageFileLTDataset, ParsedAnnotation
 
 __all__ = ['INat2018']

@@ -1,8 +1,8 @@
 from typing import List, Optional, Tuple
 
 from mmengine.fileio import exists, get_text
-
 from mmpretrain.registry import DATASETS
+
 from .image_file_lt_dataset import (ImageFileLTDataset, ParsedAnnotation,
                                     check_image_files)
 
@@ -53,10 +53,10 @@ class SplitFileLTDataset(ImageFileLTDataset):
         """No class names, and the ``(relative path, label)`` pairs."""
         return None, self._parse_split_file(path, num_classes)
 
-    def _parse_split_file(
-            self,
-            path: str,
-            num_classes: Optional[int] = None) -> List[Tuple[str, int]]:
+    def _parse_split_file(self,
+                          path: str,
+                          num_classes: Optional[int] = None
+                          ) -> List[Tuple[str, int]]:
         """Read ``(relative path, label)`` pairs from a split file."""
         name = type(self).__name__
         fix = 'each line must be `relative/path label`, label an integer'

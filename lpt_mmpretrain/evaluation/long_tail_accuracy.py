@@ -4,8 +4,8 @@ import numpy as np
 import torch
 from mmengine.evaluator import BaseMetric
 from mmengine.logging import print_log
-
 from mmpretrain.registry import METRICS
+
 from .shot_groups import (FEW_SHOT_THR, MANY_SHOT_THR, check_shot_thresholds,
                           per_class_accuracy, shot_group_convention,
                           shot_group_masks)

@@ -66,10 +66,12 @@ def shot_group_convention(many_shot_thr: int = MANY_SHOT_THR,
     """The range of every group as text, e.g. ``{'many': '> 100', ...}``."""
     many, few = many_shot_thr, few_shot_thr
     if few_inclusive:
-        return {'many': f'> {many}', 'medium': f'{few + 1}..{many}',
-                'few': f'<= {few}'}
-    return {'many': f'> {many}', 'medium': f'{few}..{many}',
-            'few': f'< {few}'}
+        return {
+            'many': f'> {many}',
+            'medium': f'{few + 1}..{many}',
+            'few': f'<= {few}'
+        }
+    return {'many': f'> {many}', 'medium': f'{few}..{many}', 'few': f'< {few}'}
 
 
 def per_class_accuracy(pred: Sequence[int], gt: Sequence[int],

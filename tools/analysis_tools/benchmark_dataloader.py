@@ -20,9 +20,10 @@ import lpt_mmpretrain  # noqa: F401  (registers the transforms)
 from lpt_mmpretrain.apis import add_cfg_options, model_config
 
 sys.path.append(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from lpt_tools.data.loader_benchmark import (  # noqa: E402  (tools/)
-    SIZES, available_backends, benchmark_pipeline, training_pipeline,
-    write_jpegs)
+from lpt_tools.data.loader_benchmark import SIZES  # noqa: E402  (tools/)
+from lpt_tools.data.loader_benchmark import (available_backends,
+                                             benchmark_pipeline,
+                                             training_pipeline, write_jpegs)
 from lpt_tools.data.resize import resize_dataset  # noqa: E402
 
 
@@ -30,15 +31,21 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--config', default='configs/lpt/phase1_inat.py')
     add_cfg_options(parser)
-    parser.add_argument('--seconds', type=float, default=3.0,
-                        help='time per measurement (3)')
-    parser.add_argument('--repeats', type=int, default=3,
-                        help='measurements per case; min, median, max '
-                        'are printed (3)')
+    parser.add_argument(
+        '--seconds', type=float, default=3.0, help='time per measurement (3)')
+    parser.add_argument(
+        '--repeats',
+        type=int,
+        default=3,
+        help='measurements per case; min, median, max '
+        'are printed (3)')
     parser.add_argument('--num-images', type=int, default=16)
-    parser.add_argument('--short-side', type=int, default=320,
-                        help='also measure iNat-size images pre-shrunk to '
-                        'this short side; 0 to skip (320)')
+    parser.add_argument(
+        '--short-side',
+        type=int,
+        default=320,
+        help='also measure iNat-size images pre-shrunk to '
+        'this short side; 0 to skip (320)')
     args = parser.parse_args()
     cv2.setNumThreads(0)  # as in a worker (env_cfg.opencv_num_threads=0)
     pipeline = training_pipeline(model_config(args.config, args.cfg_options))
@@ -50,8 +57,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         sets = {}
         for name, size in SIZES.items():
-            sets[name] = write_jpegs(osp.join(tmp, name), size,
-                                     args.num_images)
+            sets[name] = write_jpegs(
+                osp.join(tmp, name), size, args.num_images)
         if args.short_side > 0:
             small = osp.join(tmp, f'inat_short{args.short_side}')
             resize_dataset(osp.join(tmp, 'inat'), small, args.short_side)
@@ -71,9 +78,8 @@ def main() -> int:
                 if why:
                     continue
                 rates = sorted(
-                    benchmark_pipeline(pipeline, paths, backend,
-                                       args.seconds)[0]
-                    for _ in range(args.repeats))
+                    benchmark_pipeline(pipeline, paths, backend, args.seconds)
+                    [0] for _ in range(args.repeats))
                 print(f'{label:24s} {kib:8.1f} {backend:10s} '
                       f'{rates[0]:10.1f} {rates[len(rates) // 2]:8.1f} '
                       f'{rates[-1]:8.1f}')

@@ -32,8 +32,8 @@ import lpt_mmpretrain  # noqa: F401  (registers the LPT modules)
 
 sys.path.append(osp.dirname(osp.dirname(osp.abspath(__file__))))
 from lpt_tools.configs import build_untrained_model  # noqa: E402  (tools/)
-from lpt_tools.params import (component_table,  # noqa: E402
-                              count_by_component)
+from lpt_tools.params import component_table  # noqa: E402
+from lpt_tools.params import count_by_component
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:

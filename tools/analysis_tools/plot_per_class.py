@@ -35,10 +35,11 @@ sys.path.insert(0, osp.dirname(TOOLS))
 sys.path.append(TOOLS)
 from lpt_mmpretrain.evaluation import per_class_accuracy  # noqa: E402
 from lpt_tools.configs import counts_from_config  # noqa: E402  (tools/)
-from lpt_tools.plots import (plot_accuracy_vs_count,  # noqa: E402
-                             plot_class_counts)
+from lpt_tools.plots import plot_accuracy_vs_count  # noqa: E402
+from lpt_tools.plots import plot_class_counts
 
 __all__ = ['load_predictions', 'main']
+
 
 def _label(value) -> int:
     """A label stored as an int, a 0-d or a 1-element array / tensor."""

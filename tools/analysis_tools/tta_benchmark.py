@@ -53,9 +53,10 @@ def run(model, data, repeats):
 
 def main():
     args = parse_args()
-    import lpt_mmpretrain  # noqa: F401
     from mmengine.runner import load_checkpoint
     from mmpretrain.registry import DATASETS, MODELS, TRANSFORMS
+
+    import lpt_mmpretrain  # noqa: F401
     init_default_scope('mmpretrain')
     cfg = Config.fromfile(args.config)
     if args.cfg_options:

@@ -20,8 +20,11 @@ def main() -> int:
     parser.add_argument('dst')
     parser.add_argument('--short-side', type=int, default=320)
     parser.add_argument('--workers', type=int, default=os.cpu_count() or 1)
-    parser.add_argument('--quality', type=int, default=90,
-                        help='JPEG quality of the shrunk images (90)')
+    parser.add_argument(
+        '--quality',
+        type=int,
+        default=90,
+        help='JPEG quality of the shrunk images (90)')
     args = parser.parse_args()
     res = resize_dataset(args.src, args.dst, args.short_side, args.workers,
                          args.quality)

@@ -58,16 +58,19 @@ def main(argv=None):
     if args.cfg_options:
         backbone = model_config(backbone, args.cfg_options).model.backbone
     inferencer = MultiTaskInferencer(backbone, args.tasks)
-    export_multitask_onnx(inferencer, args.output_file, args.shape,
-                          opset_version=args.opset_version)
+    export_multitask_onnx(
+        inferencer,
+        args.output_file,
+        args.shape,
+        opset_version=args.opset_version)
     print(f'Exported tasks {inferencer.task_names} (ids 0..'
           f'{len(inferencer.task_names) - 1}) to {args.output_file}.')
     shape = tuple(args.shape) if args.shape else input_shape(inferencer)
     ids = torch.arange(2 * len(args.tasks)) % len(args.tasks)
     inputs = torch.randn(len(ids), 3, *shape)
     scores, num_classes = onnx_multitask_scores(args.output_file, inputs, ids)
-    expected = inferencer.predict(
-        inputs, [inferencer.task_names[i] for i in ids])
+    expected = inferencer.predict(inputs,
+                                  [inferencer.task_names[i] for i in ids])
     diff = max(
         float((scores[j, :n] - s.pred_score).abs().max())
         for j, (n, s) in enumerate(zip(num_classes.tolist(), expected)))

@@ -10,8 +10,10 @@ from typing import Dict, Sequence
 
 from .results import training_fraction
 
-__all__ = ['DemoError', 'run_child', 'Progress', 'clock', 'last_checkpoint',
-           'wait_all']
+__all__ = [
+    'DemoError', 'run_child', 'Progress', 'clock', 'last_checkpoint',
+    'wait_all'
+]
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 # Printed by every child on import and meaning nothing here (mmcv-lite has
@@ -55,9 +57,8 @@ class Progress:
 
     def fraction(self) -> float:
         with self.lock:
-            partial = sum(
-                w * training_fraction(d, e) if d else 0.
-                for d, e, w in self.running.values())
+            partial = sum(w * training_fraction(d, e) if d else 0.
+                          for d, e, w in self.running.values())
             return min(1., (self.done + partial) / self.total)
 
     def line(self) -> str:
@@ -71,15 +72,18 @@ class Progress:
     def show(self, final: bool = False) -> None:
         line = self.line()
         if self.tty:
-            print('\r' + line.ljust(79), end='\n' if final else '',
-                  flush=True)
+            print('\r' + line.ljust(79), end='\n' if final else '', flush=True)
         else:  # a log file: a new line every 10%
             step = int(10 * self.fraction())
             if step != self.shown or final:
                 self.shown = step
                 print(line, flush=True)
 
-    def run(self, name: str, weight: float, fn, work_dir: str = '',
+    def run(self,
+            name: str,
+            weight: float,
+            fn,
+            work_dir: str = '',
             epochs: int = 1) -> None:
         with self.lock:
             self.running[name] = (work_dir, epochs, weight)

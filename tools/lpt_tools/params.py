@@ -60,6 +60,7 @@ def component_table(counts: Dict[str, Tuple[int, int]]) -> str:
     total = trainable + frozen
     rows.append(('total', f'{trainable:,}', f'{frozen:,}', f'{total:,}'))
     ratio = 100. * trainable / total if total else 0.
-    return (format_table(('component', 'trainable', 'frozen', 'total'), rows,
-                         align_right=False) +
+    return (format_table(
+        ('component', 'trainable', 'frozen', 'total'), rows, align_right=False)
+            +
             f'\n\ntrainable ratio: {trainable:,} / {total:,} = {ratio:.3f} %')

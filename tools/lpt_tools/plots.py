@@ -10,8 +10,8 @@ matplotlib.use('Agg')  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from lpt_mmpretrain.evaluation import (GROUPS,  # noqa: E402
-                                       shot_group_convention, shot_group_masks)
+from lpt_mmpretrain.evaluation import GROUPS  # noqa: E402
+from lpt_mmpretrain.evaluation import shot_group_convention, shot_group_masks
 
 __all__ = ['plot_accuracy_vs_count', 'plot_class_counts']
 

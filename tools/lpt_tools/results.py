@@ -44,8 +44,10 @@ def read_test_metrics(work_dir: str) -> Dict[str, float]:
             "the config's default LoggerHook?")
     with open(path) as f:
         metrics = json.load(f)
-    return {k: float(v) for k, v in metrics.items()
-            if isinstance(v, (int, float))}
+    return {
+        k: float(v)
+        for k, v in metrics.items() if isinstance(v, (int, float))
+    }
 
 
 def read_last_scalars(work_dir: str,

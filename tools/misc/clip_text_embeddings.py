@@ -71,8 +71,9 @@ def build_open_clip_text_model(model_name: str,
         model_name, pretrained=None, force_quick_gelu=quick_gelu)
     own = model.state_dict()
     wanted = [
-        k for k in own if not k.startswith('visual.')
-        and k not in ('logit_scale', 'logit_bias')
+        k for k in own
+        if not k.startswith('visual.') and k not in ('logit_scale',
+                                                     'logit_bias')
     ]
     if with_proj:
         wanted.append('visual.proj')
@@ -127,8 +128,9 @@ def clip_text_embeddings(clip_model: torch.nn.Module,
     clip_model.eval()
     prompts = [template.format(name.replace('_', ' ')) for name in class_names]
     device = next(clip_model.parameters()).device
-    emb = F.normalize(clip_model.encode_text(tokenizer(prompts).to(device)),
-                      dim=-1)  # (K, D)
+    emb = F.normalize(
+        clip_model.encode_text(tokenizer(prompts).to(device)),
+        dim=-1)  # (K, D)
     if image_space:
         proj = getattr(clip_model.visual, 'proj', None)
         if proj is None:

@@ -18,13 +18,21 @@ from lpt_tools.data.verify import verify_config  # noqa: E402  (tools/)
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('config')
-    parser.add_argument('--workers', type=int, default=4,
-                        help='decoding processes (default 4)')
-    parser.add_argument('--out', default='bad_images.txt',
-                        help='where the list of bad images is written '
-                        '(default bad_images.txt; only when some are bad)')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override config settings, e.g. data_root')
+    parser.add_argument(
+        '--workers',
+        type=int,
+        default=4,
+        help='decoding processes (default 4)')
+    parser.add_argument(
+        '--out',
+        default='bad_images.txt',
+        help='where the list of bad images is written '
+        '(default bad_images.txt; only when some are bad)')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override config settings, e.g. data_root')
     args = parser.parse_args()
     cfg = Config.fromfile(args.config)
     if args.cfg_options:

@@ -55,8 +55,9 @@ def load_official_checkpoint(filename: str) -> Dict[str, torch.Tensor]:
             checkpoint = torch.load(
                 filename, map_location='cpu', weights_only=True)
     except pickle.UnpicklingError as e:
-        allowed = [f'{t.__module__}.{t.__name__}'
-                   for t in OFFICIAL_SAFE_GLOBALS]
+        allowed = [
+            f'{t.__module__}.{t.__name__}' for t in OFFICIAL_SAFE_GLOBALS
+        ]
         raise pickle.UnpicklingError(
             f'Refused to load {filename}: besides tensors it holds a pickled '
             'object of a type that is not allow-listed '

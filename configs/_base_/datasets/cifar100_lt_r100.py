@@ -39,7 +39,8 @@ val_dataloader = dict(
         pipeline={{_base_.test_transforms}}),
     sampler=dict(type='DefaultSampler', shuffle=False),
 )
-val_evaluator = dict(type='LongTailAccuracy', many_shot_thr=100, few_shot_thr=20)
+val_evaluator = dict(
+    type='LongTailAccuracy', many_shot_thr=100, few_shot_thr=20)
 
 test_dataloader = val_dataloader
 test_evaluator = val_evaluator

@@ -50,7 +50,8 @@ val_dataloader = dict(
 )
 # 10 classes with 84, 65, 50, 38, 30, 23, 18, 14, 10, 8 training images (340):
 # the papers' thresholds scaled down: many 2, medium 3, few 5 classes.
-val_evaluator = dict(type='LongTailAccuracy', many_shot_thr=60, few_shot_thr=25)
+val_evaluator = dict(
+    type='LongTailAccuracy', many_shot_thr=60, few_shot_thr=25)
 
 test_dataloader = val_dataloader
 test_evaluator = val_evaluator

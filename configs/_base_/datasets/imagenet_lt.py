@@ -1,6 +1,7 @@
 # The dataloader base of the split-file family (ImageNet-LT, Places-LT).
 # ImageNet-LT: 1,000 classes, 115,846 training, 20,000 validation and 50,000
-# test images listed in split files (`relative/path label`). Layout (see README):
+# test images listed in split files (`relative/path label`). Layout (see
+# README):
 #   data/imagenet/ImageNet_LT_{train,val,test}.txt, train/..., val/...
 _base_ = ['./lt_pipelines_224.py']
 
@@ -39,7 +40,8 @@ val_dataloader = dict(
         pipeline={{_base_.test_pipeline}}),
     sampler=dict(type='DefaultSampler', shuffle=False),
 )
-val_evaluator = dict(type='LongTailAccuracy', many_shot_thr=100, few_shot_thr=20)
+val_evaluator = dict(
+    type='LongTailAccuracy', many_shot_thr=100, few_shot_thr=20)
 
 # The test split (50 images per class).
 test_dataloader = dict(

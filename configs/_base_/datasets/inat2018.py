@@ -34,7 +34,8 @@ val_dataloader = dict(
     sampler=dict(type='DefaultSampler', shuffle=False),
 )
 # Shot groups by training count: many > 100, medium 20..100, few < 20.
-val_evaluator = dict(type='LongTailAccuracy', many_shot_thr=100, few_shot_thr=20)
+val_evaluator = dict(
+    type='LongTailAccuracy', many_shot_thr=100, few_shot_thr=20)
 
 test_dataloader = val_dataloader
 test_evaluator = val_evaluator

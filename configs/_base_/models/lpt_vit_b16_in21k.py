@@ -30,7 +30,5 @@ model = dict(
         ib_loss=dict(type='AsymmetricGCLLoss', gamma_pos=0.5, gamma_neg=8.),
         ib_loss_weight=0.5),
     data_preprocessor=dict(
-        mean=[127.5, 127.5, 127.5],
-        std=[127.5, 127.5, 127.5],
-        to_rgb=True),
+        mean=[127.5, 127.5, 127.5], std=[127.5, 127.5, 127.5], to_rgb=True),
 )

@@ -11,8 +11,7 @@ warmup_start_lr = 1e-6
 max_epochs = 90
 
 optim_wrapper = dict(
-    optimizer=dict(
-        type='SGD', lr=base_lr, momentum=0.9, weight_decay=0.01))
+    optimizer=dict(type='SGD', lr=base_lr, momentum=0.9, weight_decay=0.01))
 
 # `end` (and so the cosine period T_max = end) is left to the runner, which
 # sets it to train_cfg.max_epochs: a config that changes max_epochs keeps
@@ -26,8 +25,8 @@ param_scheduler = [
         by_epoch=True),
 ]
 
-train_cfg = dict(type='ResumableEpochBasedTrainLoop', max_epochs=max_epochs,
-                 val_interval=5)
+train_cfg = dict(
+    type='ResumableEpochBasedTrainLoop', max_epochs=max_epochs, val_interval=5)
 val_cfg = dict()
 test_cfg = dict()
 

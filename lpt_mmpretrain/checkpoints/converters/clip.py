@@ -75,9 +75,8 @@ def split_clip_visual(
     return dict(state_dict), []
 
 
-def convert_clip_visual(
-    visual: Dict[str, torch.Tensor]
-) -> Tuple[OrderedDict, Optional[torch.Tensor]]:
+def convert_clip_visual(visual: Dict[str, torch.Tensor]
+                        ) -> Tuple[OrderedDict, Optional[torch.Tensor]]:
     """Map a CLIP ViT image tower to MMPretrain ``VisionTransformer`` keys.
 
     ``class_embedding`` (C,) -> ``cls_token`` (1, 1, C);
@@ -112,18 +111,24 @@ def convert_clip_visual(
         new_key = _convert_key(key)
         if new_key is None:
             raise ValueError(
-                message('clip_unknown_key', key=key, shape=tuple(value.shape),
-                        hint=_layout_hint(visual)))
+                message(
+                    'clip_unknown_key',
+                    key=key,
+                    shape=tuple(value.shape),
+                    hint=_layout_hint(visual)))
         converted[new_key] = value
     for key in _REQUIRED:
         if key not in visual:
             raise ValueError(
-                message('clip_missing_key', key=key, found=list(visual)[:5],
-                        hint=_layout_hint(visual)))
+                message(
+                    'clip_missing_key',
+                    key=key,
+                    found=list(visual)[:5],
+                    hint=_layout_hint(visual)))
     converted['cls_token'] = visual['class_embedding'].reshape(1, 1, -1)
     converted['pos_embed'] = visual['positional_embedding'].unsqueeze(0)
-    if proj is not None and (proj.dim() != 2 or proj.shape[0] !=
-                             converted['cls_token'].shape[-1]):
+    if proj is not None and (proj.dim() != 2 or proj.shape[0]
+                             != converted['cls_token'].shape[-1]):
         raise ValueError(
             f"Key 'proj' has shape {tuple(proj.shape)}; a CLIP ViT projection"
             f" is (width, embed_dim) with width "
@@ -191,8 +196,9 @@ def convert_clip_checkpoint(state_dict: Dict[str, torch.Tensor],
         converted_from='clip',
         source=source,
         embed_dims=int(patch.shape[0]),
-        num_layers=len({k.split('.')[1]
-                        for k in backbone if k.startswith('layers.')}),
+        num_layers=len(
+            {k.split('.')[1]
+             for k in backbone if k.startswith('layers.')}),
         patch_size=int(patch.shape[-1]),
         img_size=int(round(num_patches**0.5)) * int(patch.shape[-1]),
         proj_dims=int(proj.shape[1]) if keep_proj else None)

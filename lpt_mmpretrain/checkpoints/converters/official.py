@@ -34,8 +34,8 @@ _PROMPT_MAP = OrderedDict([
 ])
 
 
-def convert_official_state_dict(
-        state_dict: Dict[str, torch.Tensor]) -> Tuple[OrderedDict, dict]:
+def convert_official_state_dict(state_dict: Dict[str, torch.Tensor]
+                                ) -> Tuple[OrderedDict, dict]:
     """Map the released model's keys and layouts to LPTClassifier's.
 
     Args:
@@ -54,10 +54,10 @@ def convert_official_state_dict(
     missing = [_PROMPT_PREFIX + k for k in _PROMPT_MAP if k not in prompts]
     if unknown or missing:
         raise ValueError(
-            'Not the released LPT phase-2 layout: '
-            + (f'missing {missing}; ' if missing else '')
-            + (f'unknown prompt_learner keys {unknown}; ' if unknown else '')
-            + f'expected exactly {[_PROMPT_PREFIX + k for k in _PROMPT_MAP]}.')
+            'Not the released LPT phase-2 layout: ' +
+            (f'missing {missing}; ' if missing else '') +
+            (f'unknown prompt_learner keys {unknown}; ' if unknown else '') +
+            f'expected exactly {[_PROMPT_PREFIX + k for k in _PROMPT_MAP]}.')
     for name, (_, ndim) in _PROMPT_MAP.items():
         if prompts[name].dim() != ndim:
             raise ValueError(

@@ -3,9 +3,9 @@ from typing import Iterator, Optional, Sized, Tuple
 
 import numpy as np
 from mmengine.dist import get_dist_info, sync_random_seed
+from mmpretrain.registry import DATA_SAMPLERS
 from torch.utils.data import Sampler
 
-from mmpretrain.registry import DATA_SAMPLERS
 from ...checks import check_int
 from ...structures.dual_stream import STREAM_CB, STREAM_IB
 from ..class_counts import check_class_counts, count_labels
@@ -226,8 +226,7 @@ class DualClassBalancedSampler(Sampler):
                                     offset % counts[entry_cls]]
         # Blocks and cycles are already in order, so sorting by
         # (class, cycle, random key) shuffles each cycle independently.
-        shuffle = np.lexsort(
-            (rng.random(len(images)), entry_cycle, entry_cls))
+        shuffle = np.lexsort((rng.random(len(images)), entry_cycle, entry_cls))
         images = images[shuffle]
 
         # The j-th draw of class c takes images [j * k, (j + 1) * k) of

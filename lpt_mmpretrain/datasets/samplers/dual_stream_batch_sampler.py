@@ -1,9 +1,9 @@
 """The batch sampler that writes LPT's two-stream batch size once."""
 import numbers
 
+from mmpretrain.registry import DATA_SAMPLERS
 from torch.utils.data import BatchSampler
 
-from mmpretrain.registry import DATA_SAMPLERS
 from .dual_class_balanced_sampler import DualClassBalancedSampler
 
 __all__ = ['DualStreamBatchSampler']

@@ -1,2 +1,2 @@
-from .five_crop import *  # noqa: F401,F403
 from .checked_loading import *  # noqa: F401,F403
+from .five_crop import *  # noqa: F401,F403

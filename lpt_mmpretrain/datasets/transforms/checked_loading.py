@@ -9,7 +9,6 @@ import numpy as np
 from mmcv.transforms import LoadImageFromFile
 from mmengine import fileio
 from mmengine.logging import print_log
-
 from mmpretrain.registry import TRANSFORMS
 
 __all__ = ['ImageDecodeError', 'decode_image', 'CheckedLoadImageFromFile']

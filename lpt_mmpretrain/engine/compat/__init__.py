@@ -30,16 +30,16 @@ and ``CPUAmpOptimWrapper`` (:mod:`.optimizers`).
 from typing import Optional, Tuple
 
 from . import checkpoint, dist, mmpretrain_tools
-from .optimizers import cpu_amp_optimizer_wrapper
 from .checkpoint import *  # noqa: F401,F403
+from .checkpoint import install_safe_loading, mmengine_loads_safely
 from .dist import *  # noqa: F401,F403
 from .mmpretrain_tools import *  # noqa: F401,F403
 from .optimizers import *  # noqa: F401,F403
+from .optimizers import cpu_amp_optimizer_wrapper
 
 __all__ = ['install'] + [
     name for module in (checkpoint, dist, mmpretrain_tools,
-                        cpu_amp_optimizer_wrapper)
-    for name in module.__all__
+                        cpu_amp_optimizer_wrapper) for name in module.__all__
 ]
 
 _installed: Optional[Tuple[str, ...]] = None

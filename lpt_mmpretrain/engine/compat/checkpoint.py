@@ -229,7 +229,6 @@ def atomic_torch_save(obj: Any, path: Union[str, Path]) -> None:
         torch.save(obj, f)
 
 
-
 class _UnlistedProbe:
     """A type that no allow-list names: a safe loader refuses a file that
     holds one (see :func:`mmengine_loads_safely`)."""
@@ -263,8 +262,11 @@ def mmengine_loads_safely() -> bool:
         except pickle.UnpicklingError:
             pass
         training = osp.join(tmp, 'training.pth')
-        torch.save({'message_hub': {'log_scalars': {'loss': history}}},
-                   training)
+        torch.save({'message_hub': {
+            'log_scalars': {
+                'loss': history
+            }
+        }}, training)
         try:
             load_from_local(training, map_location='cpu')
         except pickle.UnpicklingError:

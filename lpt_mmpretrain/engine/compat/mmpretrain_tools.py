@@ -8,7 +8,8 @@ option of theirs (``--tta``, ``--show-dir``, ``--auto-scale-lr``, ...)
 behaves the same, and add only:
 
 - ``launcher='pytorch' | 'slurm' | 'mpi'`` on a machine without GPU: a gloo
-  process group and CPU DDP (:func:`~lpt_mmpretrain.engine.compat.dist.setup_cpu_distributed`);
+  process group and CPU DDP
+  (:func:`~lpt_mmpretrain.engine.compat.dist.setup_cpu_distributed`);
 - ``--amp`` without GPU: :class:`CPUAmpOptimWrapper` where MMEngine's
   ``AmpOptimWrapper`` cannot be built (:func:`amp_optim_wrapper_builds`);
 - ``persistent_workers=False`` where ``num_workers=0`` and torch refuses the
@@ -48,8 +49,8 @@ def mmpretrain_tool_path(name: str) -> str:
         if osp.isfile(path):
             return path
     raise FileNotFoundError(
-        f'MMPretrain {mmpretrain.__version__} ships no tools/{name}.py (looked '
-        f'in {candidates}): reinstall it with `pip install '
+        f'MMPretrain {mmpretrain.__version__} ships no tools/{name}.py '
+        f'(looked in {candidates}): reinstall it with `pip install '
         f'"mmpretrain>=1.2.0,<1.3.0"`.')
 
 
@@ -62,8 +63,8 @@ def load_mmpretrain_tool(name: str) -> ModuleType:
     Returns:
         ModuleType: The tool, whose ``parse_args`` and ``merge_args`` we use.
     """
-    spec = importlib.util.spec_from_file_location(
-        f'mmpretrain_tools_{name}', mmpretrain_tool_path(name))
+    spec = importlib.util.spec_from_file_location(f'mmpretrain_tools_{name}',
+                                                  mmpretrain_tool_path(name))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

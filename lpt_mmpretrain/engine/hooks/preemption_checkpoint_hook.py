@@ -116,8 +116,9 @@ class PreemptionCheckpointHook(Hook):
         self.filename_tmpl = filename_tmpl
         self.save_optimizer = save_optimizer
         self.save_param_scheduler = save_param_scheduler
-        self.backend_args = (dict(backend='atomic_local')
-                             if backend_args is None else backend_args)
+        self.backend_args = (
+            dict(backend='atomic_local')
+            if backend_args is None else backend_args)
         self._received: Optional[int] = None
         self._exit_pending = False
         self._previous_handlers: dict = {}
@@ -191,8 +192,7 @@ class PreemptionCheckpointHook(Hook):
                                self.filename_tmpl.format(self._keep.pop(0)))
                 if is_main_process() and backend.isfile(old):
                     backend.remove(old)
-        runner.message_hub.update_info('preemption_ckpt_ids',
-                                       list(self._keep))
+        runner.message_hub.update_info('preemption_ckpt_ids', list(self._keep))
         return path
 
     def after_train_iter(self,
@@ -202,8 +202,9 @@ class PreemptionCheckpointHook(Hook):
                          outputs: Optional[dict] = None) -> None:
         if self._signalled_on_any_rank():
             path = self._save(runner)
-            name = (signal.Signals(self._received).name
-                    if self._received is not None else 'a signal')
+            name = (
+                signal.Signals(self._received).name
+                if self._received is not None else 'a signal')
             runner.logger.warning(
                 f'PreemptionCheckpointHook: got {name} (here or on another '
                 f'rank); saved {path} after iteration {runner.iter + 1}. '

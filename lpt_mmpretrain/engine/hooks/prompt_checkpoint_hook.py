@@ -65,15 +65,16 @@ class PromptCheckpointHook(Hook):
         filename = prompt_only_path(last, self.suffix)
         # The full file's own epoch / iteration (memory-mapped: cheap).
         full_meta = torch.load(
-            last, map_location='cpu', mmap=True, weights_only=True).get(
-                'meta', {})
+            last, map_location='cpu', mmap=True,
+            weights_only=True).get('meta', {})
         metainfo = runner.train_dataloader.dataset.metainfo
-        meta = dict(model=_plain(runner.cfg.model),
-                    classes=_plain(metainfo.get('classes')),
-                    cls_num_list=_plain(metainfo.get('cls_num_list')),
-                    full_checkpoint=osp.basename(last),
-                    epoch=full_meta.get('epoch', runner.epoch),
-                    iter=full_meta.get('iter', runner.iter))
+        meta = dict(
+            model=_plain(runner.cfg.model),
+            classes=_plain(metainfo.get('classes')),
+            cls_num_list=_plain(metainfo.get('cls_num_list')),
+            full_checkpoint=osp.basename(last),
+            epoch=full_meta.get('epoch', runner.epoch),
+            iter=full_meta.get('iter', runner.iter))
         save_prompt_checkpoint(runner.model, filename, meta=meta)
         self._written = last
         self._remove_orphans(osp.dirname(last))

@@ -84,9 +84,8 @@ class WarmupCosineLR(_ParamScheduler):
                 f'warmup_steps must be an int in [0, T_max={T_max}], got '
                 f'{warmup_steps!r}.')
         if warmup_start_lr < 0 or eta_min < 0:
-            raise ValueError(
-                'warmup_start_lr and eta_min must be >= 0, got '
-                f'{warmup_start_lr} and {eta_min}.')
+            raise ValueError('warmup_start_lr and eta_min must be >= 0, got '
+                             f'{warmup_start_lr} and {eta_min}.')
         self.T_max = T_max
         self.warmup_steps = warmup_steps
         self.warmup_start_lr = warmup_start_lr

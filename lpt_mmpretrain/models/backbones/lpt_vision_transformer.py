@@ -149,13 +149,13 @@ class LPTVisionTransformer(VisionTransformer):
         x = self.drop_after_pos(x)
         return self.pre_norm(x)
 
-    def forward_blocks(
-            self,
-            tokens: torch.Tensor,
-            start: int,
-            end: int,
-            extra_prompts: Optional[torch.Tensor] = None,
-            key_mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def forward_blocks(self,
+                       tokens: torch.Tensor,
+                       start: int,
+                       end: int,
+                       extra_prompts: Optional[torch.Tensor] = None,
+                       key_mask: Optional[torch.Tensor] = None
+                       ) -> torch.Tensor:
         """Run blocks ``start .. end - 1`` with prompts appended.
 
         Before block i the layer-i shared prompt (and, when given, the
@@ -225,8 +225,8 @@ class LPTVisionTransformer(VisionTransformer):
             if masked[i - start]:
                 keys = torch.ones(
                     B, x.shape[1], dtype=torch.bool, device=x.device)
-                keys[:, x.shape[1] - key_mask.shape[2]:] = key_mask[:, i -
-                                                                     start]
+                keys[:, x.shape[1] - key_mask.shape[2]:] = key_mask[:,
+                                                                    i - start]
                 tokens = self.forward_masked_block(i, x, keys)[:, :N]
             else:
                 tokens = self.layers[i](x)[:, :N]

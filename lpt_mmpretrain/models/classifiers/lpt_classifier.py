@@ -92,13 +92,14 @@ class LPTClassifier(ModelIndexMixin, ImageClassifier):
         if neck is not None and phase1_checkpoint is None \
                 and not allow_no_phase1:
             raise ValueError(message('phase2_without_phase1'))
-        super().__init__(backbone=backbone,
-                         neck=neck,
-                         head=head,
-                         pretrained=pretrained,
-                         train_cfg=train_cfg,
-                         data_preprocessor=data_preprocessor,
-                         init_cfg=init_cfg)
+        super().__init__(
+            backbone=backbone,
+            neck=neck,
+            head=head,
+            pretrained=pretrained,
+            train_cfg=train_cfg,
+            data_preprocessor=data_preprocessor,
+            init_cfg=init_cfg)
 
         for name in ('embed', 'forward_blocks', 'forward_final'):
             if not hasattr(self.backbone, name):
@@ -158,9 +159,8 @@ class LPTClassifier(ModelIndexMixin, ImageClassifier):
     def _backbone_trainable(self) -> bool:
         return any(p.requires_grad for p in self.backbone.parameters())
 
-    def extract_lpt(
-            self,
-            inputs: torch.Tensor) -> Tuple[Tuple[torch.Tensor], torch.Tensor]:
+    def extract_lpt(self, inputs: torch.Tensor
+                    ) -> Tuple[Tuple[torch.Tensor], torch.Tensor]:
         """The LPT forward pass up to the head.
 
         Args:
@@ -192,10 +192,8 @@ class LPTClassifier(ModelIndexMixin, ImageClassifier):
                 prefix = bb.forward_blocks(bb.embed(inputs), 0, k)
         # (B, L - k, P2, C), (B,)
         group_prompts, match = self.neck(query)
-        tokens = bb.forward_blocks(prefix,
-                                   k,
-                                   num_layers,
-                                   extra_prompts=group_prompts)
+        tokens = bb.forward_blocks(
+            prefix, k, num_layers, extra_prompts=group_prompts)
         return (bb.forward_final(tokens), ), match
 
     def extract_feat(self, inputs: torch.Tensor, stage: str = 'neck'):

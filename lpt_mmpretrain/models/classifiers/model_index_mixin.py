@@ -28,8 +28,7 @@ class ModelIndexMixin:
         if metainfo is not None or ModelIndexMixin.find_metainfo is None:
             return metainfo
         config = self.__dict__.get('_config')
-        return ModelIndexMixin.find_metainfo(
-            getattr(config, 'filename', None))
+        return ModelIndexMixin.find_metainfo(getattr(config, 'filename', None))
 
     @_metainfo.setter
     def _metainfo(self, value) -> None:

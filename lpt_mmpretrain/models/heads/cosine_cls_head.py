@@ -183,8 +183,8 @@ class CosineClsHead(ClsHead):
         """
         return self._weights(self._split(data_samples), len(data_samples))
 
-    def loss(self, feats: Tuple[torch.Tensor],
-             data_samples: List[DataSample], **kwargs) -> dict:
+    def loss(self, feats: Tuple[torch.Tensor], data_samples: List[DataSample],
+             **kwargs) -> dict:
         """The losses of a training batch (see :meth:`loss_and_weights`)."""
         return self.loss_and_weights(feats, data_samples, **kwargs)[0]
 
@@ -245,7 +245,8 @@ class CosineClsHead(ClsHead):
         weights[ib_mask] = self.ib_weight / int(ib_mask.sum())
         return weights
 
-    def _get_loss(self, cls_score: torch.Tensor,
+    def _get_loss(self,
+                  cls_score: torch.Tensor,
                   data_samples: List[DataSample],
                   masks: Optional[Tuple[torch.Tensor, torch.Tensor]] = None,
                   **kwargs) -> dict:

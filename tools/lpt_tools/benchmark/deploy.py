@@ -25,7 +25,9 @@ def _runner(backend: str, model, eager, setup: dict, tmp: str):
     if backend == 'compile':
         return torch.compile(eager)
     onnx_file = export_onnx(
-        model, osp.join(tmp, 'model.onnx'), shape=setup['img_size'],
+        model,
+        osp.join(tmp, 'model.onnx'),
+        shape=setup['img_size'],
         dynamic_batch=True)
     session = make_session(onnx_file, setup['threads'])
 
@@ -71,8 +73,8 @@ def measure_backends(setup: dict,
         torch.set_num_threads(threads)
     gen = torch.Generator().manual_seed(setup['seed'] + 1)
     inputs = {
-        b: torch.randn(b, setup['in_channels'], *setup['img_size'],
-                       generator=gen)
+        b: torch.randn(
+            b, setup['in_channels'], *setup['img_size'], generator=gen)
         for b in batch_sizes
     }
     results = {}
@@ -126,8 +128,9 @@ def measure_backends(setup: dict,
     return results
 
 
-def deploy_rows(results: Dict[Tuple[str, int, int], dict]
-                ) -> List[Tuple[str, str, object, str]]:
+def deploy_rows(
+    results: Dict[Tuple[str, int, int], dict]
+) -> List[Tuple[str, str, object, str]]:
     """(key, metric, value, unit) rows of the deployment table.
 
     The speed-up of a backend over eager is the median (and range) over the
@@ -154,14 +157,15 @@ def deploy_rows(results: Dict[Tuple[str, int, int], dict]
         eager = results.get(('eager', phase, batch))
         if backend != 'eager' and eager is not None:
             ratios = [
-                e / t for e, t in zip(eager['round_medians_s'],
-                                      r['round_medians_s'])
+                e / t
+                for e, t in zip(eager['round_medians_s'], r['round_medians_s'])
             ]
-            rows += [(f'{key}_speedup{suffix}',
-                      f'{label}: speed-up over eager, {what} of rounds',
-                      value, 'x')
-                     for suffix, what, value in (
-                         ('', 'median', statistics.median(ratios)),
-                         ('_min', 'lowest', min(ratios)),
-                         ('_max', 'highest', max(ratios)))]
+            rows += [
+                (f'{key}_speedup{suffix}',
+                 f'{label}: speed-up over eager, {what} of rounds', value, 'x')
+                for suffix, what, value in (('', 'median',
+                                             statistics.median(ratios)),
+                                            ('_min', 'lowest', min(ratios)),
+                                            ('_max', 'highest', max(ratios)))
+            ]
     return rows

@@ -207,8 +207,7 @@ def measure(setup: dict, phase: int, mode: str, shared_prefix: Optional[bool],
             with torch.no_grad(), autocast():
                 model.predict(inputs)
 
-    times = time_steps(step, setup['iters'], setup['warmup'],
-                       setup['threads'])
+    times = time_steps(step, setup['iters'], setup['warmup'], setup['threads'])
     peak, base = memory.stop()
     return dict(
         times_s=times, images=num_images, peak_bytes=peak, setup_bytes=base)

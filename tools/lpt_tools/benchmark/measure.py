@@ -19,8 +19,8 @@ import torch.nn as nn
 from torch.utils import benchmark
 
 __all__ = [
-    'MIB', 'time_steps', 'time_autorange', 'PeakMemory',
-    'run_isolated', 'can_isolate', 'tensor_bytes', 'quartiles'
+    'MIB', 'time_steps', 'time_autorange', 'PeakMemory', 'run_isolated',
+    'can_isolate', 'tensor_bytes', 'quartiles'
 ]
 
 MIB = 2**20
@@ -61,12 +61,11 @@ def time_steps(step: Callable[[], object],
 
 def time_autorange(step: Callable[[], object],
                    min_run_time: float,
-                   num_threads: Optional[int] = None
-                   ) -> benchmark.Measurement:
+                   num_threads: Optional[int] = None) -> benchmark.Measurement:
     """``Timer.blocked_autorange``: at least ``min_run_time`` seconds of
     steps, in blocks; the Measurement has the median and the IQR."""
-    return _timer(step, num_threads).blocked_autorange(
-        min_run_time=min_run_time)
+    return _timer(step,
+                  num_threads).blocked_autorange(min_run_time=min_run_time)
 
 
 def _current_rss() -> Optional[int]:

@@ -18,10 +18,7 @@ __all__ = [
 ]
 
 SERVINGS = ('shared', 'separate')
-SERVING_LABELS = {
-    'shared': 'one backbone',
-    'separate': 'separate full models'
-}
+SERVING_LABELS = {'shared': 'one backbone', 'separate': 'separate full models'}
 # The single-task steps that the `shared` run can time beside the mixed
 # batch, interleaved (setup['compare']).
 COMPARED = ('single', 'own')
@@ -115,8 +112,10 @@ def measure_serving(setup: dict, model_cfg: dict, files: Sequence[str],
     num = len(files)
     if serving == 'shared':
         inferencer = MultiTaskInferencer(
-            model_cfg['backbone'], {f't{i}': f
-                                    for i, f in enumerate(files)},
+            model_cfg['backbone'], {
+                f't{i}': f
+                for i, f in enumerate(files)
+            },
             device=str(device))
         weight_bytes = tensor_bytes(inferencer.model)
         compare = setup.get('compare', COMPARED)
@@ -134,8 +133,9 @@ def measure_serving(setup: dict, model_cfg: dict, files: Sequence[str],
         raise ValueError(f'serving must be one of {SERVINGS}, got {serving}.')
     batch = setup['infer_batch_size']
     gen = torch.Generator().manual_seed(setup['seed'])
-    inputs = torch.randn(batch, setup['in_channels'], *setup['img_size'],
-                         generator=gen).to(device)
+    inputs = torch.randn(
+        batch, setup['in_channels'], *setup['img_size'],
+        generator=gen).to(device)
     tasks = [f't{j % num}' for j in range(batch)]
     memory = PeakMemory(device, isolated)
     memory.start()
@@ -185,13 +185,14 @@ def multitask_rows(runs: Dict[Tuple[int, str], dict],
     rows = []
     for (num, serving), run in runs.items():
         key, label = f'n{num}_{serving}', (f'{num} task(s), '
-                                          f'{SERVING_LABELS[serving]}')
+                                           f'{SERVING_LABELS[serving]}')
 
         def mib(value):
             return None if value is None else value / MIB
 
-        held = (None if run['before_bytes'] is None or run['setup_bytes'] is
-                None else run['setup_bytes'] - run['before_bytes'])
+        held = (None if run['before_bytes'] is None
+                or run['setup_bytes'] is None else run['setup_bytes'] -
+                run['before_bytes'])
         rows += [
             (f'{key}_weights_mib', f'{label}: weights held',
              run['weight_bytes'] / MIB, 'MiB'),
@@ -220,12 +221,13 @@ def multitask_rows(runs: Dict[Tuple[int, str], dict],
         for ref in COMPARED:
             if f'{ref}_times_s' not in run:
                 continue
-            ratios = [r / m for r, m in zip(run[f'{ref}_times_s'],
-                                            run['times_s'])]
+            ratios = [
+                r / m for r, m in zip(run[f'{ref}_times_s'], run['times_s'])
+            ]
             q1, median, q3 = quartiles(ratios)
             what = (f'{label}: mixed / single-task throughput (' +
-                    ('through the inferencer' if ref == 'single' else
-                     'its own model') + ')')
+                    ('through the inferencer'
+                     if ref == 'single' else 'its own model') + ')')
             rows += [
                 (f'{key}_ratio_{ref}', f'{what}, median of rounds', median,
                  'x'),

@@ -96,8 +96,8 @@ def run_multitask(args: argparse.Namespace, setup: dict, call) -> tuple:
         for num in args.tasks:
             for serving in servings:
                 runs[(num, serving)] = call(f'{num} tasks, {serving}',
-                                            measure_serving, setup,
-                                            model_cfg, files[:num], serving)
+                                            measure_serving, setup, model_cfg,
+                                            files[:num], serving)
     rows = multitask_rows(runs, args.infer_batch_size)
     meta = dict(
         batch=f'{args.infer_batch_size} images, image j of task j % N',
@@ -105,9 +105,9 @@ def run_multitask(args: argparse.Namespace, setup: dict, call) -> tuple:
         'on one random backbone',
         timing=f'{args.iters} rounds after {args.warmup} warm-up rounds; a '
         'round times each step once, in turn (mixed batch; task 0: ' +
-        ', '.join(dict(single='through the inferencer', own='its own model')
-                  [c] for c in setup['compare']) +
-        '); median and quartiles over rounds',
+        ', '.join(
+            dict(single='through the inferencer', own='its own model')[c]
+            for c in setup['compare']) + '); median and quartiles over rounds',
         load_average=' / '.join(f'{x:.2f}' for x in os.getloadavg()))
     return meta, rows, dict(runs={f'{n}_{s}': r for (n, s), r in runs.items()})
 
@@ -115,6 +115,7 @@ def run_multitask(args: argparse.Namespace, setup: dict, call) -> tuple:
 def run_deploy(args: argparse.Namespace, setup: dict, _call) -> tuple:
     """``--mode deploy``."""
     from .deploy import deploy_rows, measure_backends
+
     # No memory figures: runs in this process.
     print('benchmark: backends ...', file=sys.stderr, flush=True)
     load = os.getloadavg()
@@ -130,13 +131,13 @@ def run_deploy(args: argparse.Namespace, setup: dict, _call) -> tuple:
         'per backend in turn; median and IQR over all blocks',
         load_average=f'{" / ".join(f"{x:.2f}" for x in load)} (start), '
         f'{" / ".join(f"{x:.2f}" for x in os.getloadavg())} (end)')
-    return meta, deploy_rows(results), dict(
-        runs={f'{b}_p{p}_b{n}': r
-              for (b, p, n), r in results.items()})
+    return meta, deploy_rows(results), dict(runs={
+        f'{b}_p{p}_b{n}': r
+        for (b, p, n), r in results.items()
+    })
 
 
-def run_benchmark(
-        args: argparse.Namespace) -> Tuple[dict, List[tuple], dict]:
+def run_benchmark(args: argparse.Namespace) -> Tuple[dict, List[tuple], dict]:
     """Run ``args.mode`` with the options of ``tools/benchmark.py``.
 
     Returns:

@@ -14,8 +14,10 @@ from mmengine.registry import init_default_scope
 
 from lpt_mmpretrain.datasets.transforms.checked_loading import decode_image
 
-__all__ = ['SIZES', 'write_jpegs', 'available_backends', 'training_pipeline',
-           'benchmark_pipeline']
+__all__ = [
+    'SIZES', 'write_jpegs', 'available_backends', 'training_pipeline',
+    'benchmark_pipeline'
+]
 
 #: name -> (width, height): Places-LT's 256 x 256 and iNat 2018's typical
 #: 800 x 600 (long side 800).
@@ -23,8 +25,11 @@ SIZES = {'places': (256, 256), 'inat': (800, 600)}
 _LOADERS = ('LoadImageFromFile', 'CheckedLoadImageFromFile')
 
 
-def write_jpegs(folder: str, size: Tuple[int, int], num: int = 16,
-                quality: int = 90, seed: int = 0) -> List[str]:
+def write_jpegs(folder: str,
+                size: Tuple[int, int],
+                num: int = 16,
+                quality: int = 90,
+                seed: int = 0) -> List[str]:
     """Write ``num`` photo-like JPEGs (smooth structure plus fine noise,
     so they compress like photos rather than like noise) of
     ``size = (width, height)``."""
@@ -74,8 +79,10 @@ def training_pipeline(config: Union[str, Config]) -> List[dict]:
     return pipeline
 
 
-def benchmark_pipeline(pipeline: Sequence[dict], paths: Sequence[str],
-                       backend: str, seconds: float = 3.0,
+def benchmark_pipeline(pipeline: Sequence[dict],
+                       paths: Sequence[str],
+                       backend: str,
+                       seconds: float = 3.0,
                        warmup: int = 4) -> Tuple[float, int]:
     """Run the pipeline over ``paths`` (cycling) for about ``seconds`` in
     this process with decoding ``backend``.

@@ -19,9 +19,11 @@ def _atomic_target(dst: str) -> str:
     return f'{dst}.tmp{os.getpid()}'
 
 
-def resize_image(src: str, dst: str, short_side: int,
-                 quality: int = 90) -> Tuple[str, Optional[Tuple[int, int]],
-                                             Optional[str]]:
+def resize_image(src: str,
+                 dst: str,
+                 short_side: int,
+                 quality: int = 90
+                 ) -> Tuple[str, Optional[Tuple[int, int]], Optional[str]]:
     """Shrink one image to ``short_side`` (never enlarge), same format.
 
     The file is written under a temporary name and renamed, so an existing

@@ -6,7 +6,6 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
-
 from mmpretrain.registry import DATASETS
 
 from lpt_mmpretrain.datasets.transforms.checked_loading import (
@@ -66,8 +65,8 @@ def collect_images(cfg: Config) -> Tuple[Dict[str, dict], List[str]]:
             in_memory.append(split)
             continue
         for p in paths:
-            entry = images.setdefault(
-                p, dict(splits=[], ann_files=[], **decode))
+            entry = images.setdefault(p,
+                                      dict(splits=[], ann_files=[], **decode))
             entry['splits'].append(split)
             if ann and ann not in entry['ann_files']:
                 entry['ann_files'].append(ann)
@@ -87,9 +86,10 @@ def _check(item: Tuple[str, dict]) -> Optional[Tuple[str, str]]:
 def find_bad_images(images: Dict[str, dict],
                     workers: int = 1) -> List[Tuple[str, str]]:
     """Decode every image; ``(path, reason)`` of each bad one, sorted."""
-    items = [(p, {k: a[k]
-                  for k in ('backend', 'color_type', 'backend_args')})
-             for p, a in images.items()]
+    items = [(p, {
+        k: a[k]
+        for k in ('backend', 'color_type', 'backend_args')
+    }) for p, a in images.items()]
     if workers > 1:
         with Pool(workers) as pool:
             results = list(pool.imap_unordered(_check, items, chunksize=32))
@@ -125,7 +125,8 @@ def verify_config(config: Union[str, Config],
             with open(out, 'w') as f:
                 f.writelines(f'{p}\t{r}\n' for p, r in bad)
             lines.append(f'The list (path<TAB>reason) is in {out}.')
-        lines.append(FIX.replace(
-            'Run `python tools/misc/verify_dataset.py CONFIG` to list every '
-            'bad image of the data set; c', 'Fix: c'))
+        lines.append(
+            FIX.replace(
+                'Run `python tools/misc/verify_dataset.py CONFIG` to list '
+                'every bad image of the data set; c', 'Fix: c'))
     return len(bad), '\n'.join(lines)

@@ -9,7 +9,10 @@
 model = dict(
     type='ImageClassifier',
     backbone=dict(
-        type='ResNet', depth=50, num_stages=4, out_indices=(3, ),
+        type='ResNet',
+        depth=50,
+        num_stages=4,
+        out_indices=(3, ),
         style='pytorch'),
     # (B, 2048, h, w) -> (B, 2048): CosineClsHead takes a flat feature
     neck=dict(type='GlobalAveragePooling'),

@@ -11,8 +11,7 @@
 model = dict(
     type='ImageClassifier',
     backbone=dict(
-        type='SwinTransformer', arch='tiny', img_size=224,
-        drop_path_rate=0.2),
+        type='SwinTransformer', arch='tiny', img_size=224, drop_path_rate=0.2),
     # (B, 768, 7, 7) -> (B, 768): CosineClsHead takes a flat feature
     neck=dict(type='GlobalAveragePooling'),
     head=dict(

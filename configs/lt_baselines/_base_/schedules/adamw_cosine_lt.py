@@ -41,8 +41,8 @@ param_scheduler = [
         convert_to_iter_based=True),
 ]
 
-train_cfg = dict(type='ResumableEpochBasedTrainLoop', max_epochs=max_epochs,
-                 val_interval=5)
+train_cfg = dict(
+    type='ResumableEpochBasedTrainLoop', max_epochs=max_epochs, val_interval=5)
 val_cfg = dict()
 test_cfg = dict()
 

@@ -58,9 +58,8 @@ class CPUAmpOptimWrapper(AmpOptimWrapper):
             dtype = torch.bfloat16
         if isinstance(dtype, str):
             if dtype not in self.valid_dtypes:
-                raise ValueError(
-                    f'CPUAmpOptimWrapper: dtype must be one of '
-                    f'{self.valid_dtypes}, got {dtype!r}.')
+                raise ValueError(f'CPUAmpOptimWrapper: dtype must be one of '
+                                 f'{self.valid_dtypes}, got {dtype!r}.')
             dtype = getattr(torch, dtype)
         if dtype not in (torch.bfloat16, torch.float16):
             raise ValueError('CPUAmpOptimWrapper: dtype must be '
