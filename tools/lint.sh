@@ -12,5 +12,5 @@ if [ ! -x "$VENV/bin/pre-commit" ]; then
     exit 2
 fi
 # the hooks are `language: system`: they run the tools found on PATH
-PATH="$PWD/$VENV/bin:$PATH" "$VENV/bin/pre-commit" run --all-files \
+PATH="$(cd "$VENV/bin" && pwd):$PATH" "$VENV/bin/pre-commit" run --all-files \
     --show-diff-on-failure "$@"
