@@ -41,14 +41,8 @@ def _import_mmpretrain_quietly() -> None:
 
 _import_mmpretrain_quietly()
 
-# engine before models: checkpoints/ (under models) imports
-# engine/compat/checkpoint.py, whose package engine/ imports hooks that import
-# checkpoints/; starting from engine, checkpoints/ finds engine.compat loaded.
-# isort: off
-from . import datasets, engine, evaluation, models  # noqa: F401,E402
-from . import checkpoints  # noqa: F401,E402  (the standin:// scheme)
-from . import apis  # noqa: F401,E402  (after models: the model index)
-# isort: on
+# the standin:// scheme (checkpoints), the registries, the model index
+from . import apis, checkpoints, datasets, engine, evaluation, models  # noqa
 from .version import __version__  # noqa: E402
 
 __all__ = ['__version__']

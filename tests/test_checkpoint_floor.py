@@ -17,8 +17,8 @@ from lpt_mmpretrain.checkpoints import (FINGERPRINT_KEY, MESSAGES, SOURCE_KEY,
 
 PACKAGE = Path(lpt_mmpretrain.__file__).parent
 FLOOR = PACKAGE / 'checkpoints'
-# What the floor may import from the package: itself and the safe saving.
-ALLOWED = ('lpt_mmpretrain.checkpoints', 'lpt_mmpretrain.engine.compat')
+# What the floor may import from the package: itself.
+ALLOWED = ('lpt_mmpretrain.checkpoints', )
 
 
 def _imports(path: Path):

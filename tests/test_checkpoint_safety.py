@@ -13,10 +13,10 @@ from mmengine.runner.checkpoint import _load_checkpoint
 from mmpretrain.datasets import BaseDataset
 from mmpretrain.registry import DATASETS, HOOKS
 
-import lpt_mmpretrain.engine.compat.checkpoint as ckpt_mod
+import lpt_mmpretrain.checkpoints.saving as saving
+from lpt_mmpretrain.checkpoints import atomic_torch_save
 from lpt_mmpretrain.engine import compat
 from lpt_mmpretrain.engine.compat.checkpoint import (AtomicLocalBackend,
-                                                     atomic_torch_save,
                                                      load_from_safe_local,
                                                      mmengine_loads_safely,
                                                      register_safe_globals)
@@ -258,7 +258,7 @@ def test_atomic_put_failure_keeps_last_good_file(tmp_path, monkeypatch,
     def fail(*args, **kwargs):
         raise OSError('disk full')
 
-    monkeypatch.setattr(ckpt_mod.os, failing, fail)
+    monkeypatch.setattr(saving.os, failing, fail)
     with pytest.raises(OSError, match='disk full'):
         AtomicLocalBackend().put(b'new bytes that never land', target)
     monkeypatch.undo()

@@ -9,18 +9,19 @@
 - :mod:`.pretrained`, :mod:`.classifier`: what the backbone's and the
   classifier's load hooks call;
 - :mod:`.prompt_only`: the prompt-only format (write, read, complete);
-- :mod:`.standin`: the ``standin://`` scheme of the shipped tiny ViT.
+- :mod:`.standin`: the ``standin://`` scheme of the shipped tiny ViT;
+- :mod:`.saving`: atomic writes (:func:`atomic_torch_save`).
 
-It imports nothing from the models, data sets, engine hooks or APIs above
-it (only MMEngine's safe saving, :mod:`lpt_mmpretrain.engine.compat`).
+It imports nothing from the package above it (models, data sets, engine,
+APIs).
 """
 from .classifier import *  # noqa: F401,F403
 from .converters import *  # noqa: F401,F403
-# isort: off  (kept in the order the modules build on each other)
 from .errors import *  # noqa: F401,F403
 from .files import *  # noqa: F401,F403
 from .messages import *  # noqa: F401,F403
 from .pretrained import *  # noqa: F401,F403
 from .prompt_only import *  # noqa: F401,F403
+from .saving import *  # noqa: F401,F403
 from .standin import *  # noqa: F401,F403
 from .state_dict import *  # noqa: F401,F403

@@ -28,9 +28,9 @@ from mmengine.model import is_model_wrapper
 from mmengine.runner.checkpoint import (_load_checkpoint,
                                         _load_checkpoint_to_model)
 
-from ..engine.compat.checkpoint import atomic_torch_save
 from .errors import CheckpointMismatchError, wrong_file_kind
 from .messages import message
+from .saving import atomic_torch_save
 from .state_dict import (PROMPT_KEY, backbone_fingerprint, decode_text,
                          encode_text, frozen_state_dict, is_trained_key)
 

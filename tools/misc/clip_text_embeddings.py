@@ -24,8 +24,7 @@ from typing import Dict, List, Optional, Sequence
 import torch
 import torch.nn.functional as F
 
-from lpt_mmpretrain.checkpoints import load_clip_state_dict
-from lpt_mmpretrain.engine.compat.checkpoint import atomic_torch_save
+from lpt_mmpretrain.checkpoints import atomic_torch_save, load_clip_state_dict
 
 # LIFT's prompt for the text initialisation of the classifier.
 CLIP_TEXT_TEMPLATE = 'a photo of a {}.'

@@ -18,9 +18,9 @@ import argparse
 import os.path as osp
 from typing import List, Optional
 
-from lpt_mmpretrain.checkpoints import (convert_clip_checkpoint,
+from lpt_mmpretrain.checkpoints import (atomic_torch_save,
+                                        convert_clip_checkpoint,
                                         load_clip_state_dict)
-from lpt_mmpretrain.engine.compat.checkpoint import atomic_torch_save
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:

@@ -23,11 +23,11 @@ from mmengine.config import Config, DictAction
 from mmengine.registry import init_default_scope
 from mmpretrain.registry import MODELS
 
-from lpt_mmpretrain.checkpoints import (convert_official_state_dict,
+from lpt_mmpretrain.checkpoints import (atomic_torch_save,
+                                        convert_official_state_dict,
                                         prompt_only_path,
                                         save_prompt_checkpoint)
-from lpt_mmpretrain.engine.compat.checkpoint import (_refused_name,
-                                                     atomic_torch_save)
+from lpt_mmpretrain.engine.compat.checkpoint import _refused_name
 
 DEFAULT_CONFIG = 'configs/lpt/phase2_places_official.py'
 # Non-tensor objects the released training script may pickle next to the

@@ -15,10 +15,9 @@ import argparse
 import os.path as osp
 from typing import List, Optional
 
-from lpt_mmpretrain.checkpoints import (convert_timm_vit,
+from lpt_mmpretrain.checkpoints import (atomic_torch_save, convert_timm_vit,
                                         is_timm_vit_state_dict,
                                         load_state_dict_file)
-from lpt_mmpretrain.engine.compat.checkpoint import atomic_torch_save
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:

@@ -1,4 +1,4 @@
-"""Safe checkpoint loading (``weights_only=True``) and atomic saving.
+"""Safe checkpoint loading (``weights_only=True``) and the atomic backend.
 
 :func:`install_safe_loading` (called by :func:`..install` where
 :func:`mmengine_loads_safely` finds MMEngine's own loader lacking):
@@ -16,25 +16,24 @@ Importing this module registers the file backend ``'atomic_local'``
 """
 import contextlib
 import io
-import os
 import os.path as osp
 import pickle
 import re
 import tempfile
-import uuid
 from pathlib import Path
-from typing import Any, BinaryIO, Callable, Iterator, Optional, Union
+from typing import Any, Callable, Optional, Union
 
-import mmengine
 import numpy as np
 import torch
 from mmengine.fileio import LocalBackend, register_backend
 from mmengine.logging.history_buffer import HistoryBuffer
 from mmengine.runner import CheckpointLoader
 
+from ...checkpoints.saving import atomic_open
+
 __all__ = [
     'register_safe_globals', 'load_from_safe_local', 'mmengine_loads_safely',
-    'install_safe_loading', 'AtomicLocalBackend', 'atomic_torch_save'
+    'install_safe_loading', 'AtomicLocalBackend'
 ]
 
 # Statistics methods that ``HistoryBuffer.__getstate__`` pickles; MMEngine
@@ -148,39 +147,6 @@ def load_from_safe_local(filename: str,
             f'torch said: {e}') from e
 
 
-@contextlib.contextmanager
-def _atomic_open(filepath: Union[str, Path]) -> Iterator[BinaryIO]:
-    """Open a temporary file next to ``filepath`` for binary writing; on
-    success it is flushed, synced to disk and moved onto ``filepath`` in one
-    step, on any error it is removed and ``filepath`` is left untouched."""
-    filepath = os.fspath(filepath)
-    dirname = osp.dirname(osp.abspath(filepath))
-    mmengine.mkdir_or_exist(dirname)
-    tmp_path = osp.join(
-        dirname,
-        f'.{osp.basename(filepath)}.{os.getpid()}.{uuid.uuid4().hex}.tmp')
-    # O_EXCL: never write into somebody else's file; mode 0o666 minus the
-    # umask gives the permissions a plain open() would.
-    fd = os.open(tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp_path, filepath)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(tmp_path)
-        raise
-    # Persist the rename itself (POSIX); not possible on every platform.
-    with contextlib.suppress(OSError, AttributeError):
-        dir_fd = os.open(dirname, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-
-
 @register_backend('atomic_local', force=True)
 class AtomicLocalBackend(LocalBackend):
     """Local file backend whose writes are atomic.
@@ -201,7 +167,7 @@ class AtomicLocalBackend(LocalBackend):
             obj (bytes): Data to be written.
             filepath (str or Path): Path to write data.
         """
-        with _atomic_open(filepath) as f:
+        with atomic_open(filepath) as f:
             f.write(obj)
 
     def put_text(self,
@@ -216,17 +182,6 @@ class AtomicLocalBackend(LocalBackend):
             encoding (str): Text encoding. Defaults to 'utf-8'.
         """
         self.put(obj.encode(encoding), filepath)
-
-
-def atomic_torch_save(obj: Any, path: Union[str, Path]) -> None:
-    """``torch.save(obj, path)``, atomically (see :class:`AtomicLocalBackend`).
-
-    Args:
-        obj: The object to save.
-        path (str or Path): Destination file.
-    """
-    with _atomic_open(path) as f:
-        torch.save(obj, f)
 
 
 class _UnlistedProbe:
