@@ -228,9 +228,10 @@ def test_benchmark_multitask_mode(tmp_path):
     rows = parse_table(stdout, ['metric', 'value', 'unit'])
     figures = json.loads(out.read_text())
     values = figures['figures']
-    # shared: 3 memory rows, 3 steps x (median, quartiles), 2 ratios x
-    # (median, quartiles); separate: 3 memory rows, 3 throughputs.
-    assert len(rows) == len(values) == 2 * (3 + 9 + 6) + 2 * (3 + 3)
+    # shared: 3 memory rows, 2 build rows, 3 steps x (median, quartiles), 2
+    # ratios x (median, quartiles); separate: 3 memory rows, 2 build rows,
+    # 3 throughputs.
+    assert len(rows) == len(values) == 2 * (5 + 9 + 6) + 2 * (5 + 3)
     for n in (1, 2):
         for serving in ('shared', 'separate'):
             key = f'n{n}_{serving}'
@@ -251,6 +252,13 @@ def test_benchmark_multitask_mode(tmp_path):
     assert 0 < task < full / 5
     assert values['n2_separate_weights_mib'] == pytest.approx(2 * full)
     assert values['n1_shared_weights_mib'] == pytest.approx(full, rel=0.05)
+    # A second task builds no backbone module: far fewer log lines than one
+    # full model's build and random init.
+    added = (
+        values['n2_shared_build_log_lines'] -
+        values['n1_shared_build_log_lines'])
+    assert 0 < added < values['n1_separate_build_log_lines'] / 15
+    assert values['n2_shared_build_s'] > 0
 
 
 @pytest.mark.slow  # a benchmark process

@@ -213,6 +213,28 @@ def test_add_remove_tasks_keeps_backbone(served):
         inferencer.predict(torch.randn(2, 3, 32, 32), ['p2_a'])
 
 
+def test_task_views_share_one_template(served):
+    """Tasks of one backbone config are views of one module built once:
+    each view holds its own prompt and runs its own load hook."""
+    from lpt_mmpretrain.apis import shared_backbone
+    _, _, bb, _, files = served
+    inferencer = MultiTaskInferencer(bb)
+    inferencer.add_task('p2_a', files['p2_a'])
+    inferencer.add_task('p2_a_again', files['p2_a'])
+    inferencer.add_task('p2_b', files['p2_b'])
+    templates = shared_backbone._TEMPLATES[inferencer.backbone]
+    assert len(templates) == 2  # two prompt lengths (5, 3), two configs
+    a = inferencer.task_model('p2_a').backbone
+    b = inferencer.task_model('p2_a_again').backbone
+    assert a.prompt is not b.prompt and torch.equal(a.prompt, b.prompt)
+    assert a.layers is b.layers is inferencer.backbone.layers
+    template = next(t for t in templates.values()
+                    if t.prompt.shape == a.prompt.shape)
+    assert template.prompt.is_meta  # loading went into the views only
+    hooks = [h.hook for h in a._load_state_dict_pre_hooks.values()]
+    assert [h.__self__ for h in hooks] == [a]  # the view's own hook
+
+
 def test_restacked_after_remove_and_add(served):
     # The stack is rebuilt: indices and padding follow the tasks left.
     _, _, bb, models, files = served

@@ -9,8 +9,11 @@ frozen weights, so that :func:`load_task_model` builds and loads the task's
 model the normal way.
 """
 import copy
+import json
 import os.path as osp
-from typing import Optional, Tuple, Union
+import weakref
+from collections import OrderedDict
+from typing import Dict, Optional, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -122,21 +125,22 @@ def resolve_backbone(backbone: Union[nn.Module, dict, str],
     return _build_loaded(cfg, checkpoint=backbone)
 
 
-def prompted_view(backbone: nn.Module, cfg: dict) -> nn.Module:
-    """A backbone module of config ``cfg`` on ``backbone``'s frozen weights.
+# Per shared backbone, per task backbone config (as JSON): the config's
+# module, built once on the meta device, checked, holding the shared
+# submodules and frozen tensors. Each task's view is a shallow copy of it
+# with a prompt of its own: no module is built or initialised per task.
+_TEMPLATES: 'weakref.WeakKeyDictionary[nn.Module, Dict[str, nn.Module]]' = \
+    weakref.WeakKeyDictionary()
 
-    The view is built on the meta device (nothing allocated), must have the
-    shared backbone's architecture (every frozen tensor's name and shape),
-    and then holds the shared backbone's submodules and frozen parameters
-    and a prompt of its own (zeros, ``cfg['prompt_length']`` tokens, to be
-    loaded). Its load hook is its own, so loading a prompt-only file into a
-    model on the view runs the normal checks.
 
-    Args:
-        backbone (nn.Module): The shared, loaded backbone.
-        cfg (dict): A task's backbone config.
-    """
+def _view_template(backbone: nn.Module, cfg: dict) -> nn.Module:
+    """The module of ``cfg`` on ``backbone``'s weights (its prompt, if any,
+    on the meta device); see :func:`prompted_view`."""
     cfg = copy.deepcopy(dict(cfg))
+    key = json.dumps(cfg, sort_keys=True, default=repr)
+    templates = _TEMPLATES.setdefault(backbone, {})
+    if key in templates:
+        return templates[key]
     cfg['init_cfg'] = None
     with torch.device('meta'):
         view = MODELS.build(cfg)
@@ -160,9 +164,38 @@ def prompted_view(backbone: nn.Module, cfg: dict) -> nn.Module:
             setattr(view, name, param)
     for name, buf in backbone.named_buffers(recurse=False):
         setattr(view, name, buf)
-    if view.prompt is not None:
+    templates[key] = view
+    return view
+
+
+def prompted_view(backbone: nn.Module, cfg: dict) -> nn.Module:
+    """A backbone module of config ``cfg`` on ``backbone``'s frozen weights.
+
+    The module of ``cfg`` is built once per shared backbone and config, on
+    the meta device (nothing allocated or initialised), and must have the
+    shared backbone's architecture (every frozen tensor's name and shape).
+    The view is a shallow copy of it: the shared backbone's submodules and
+    frozen parameters, the settings of ``cfg``, and a prompt of its own
+    (zeros, ``cfg['prompt_length']`` tokens, to be loaded). Its load hook is
+    its own, so loading a prompt-only file into a model on the view runs
+    the normal checks.
+
+    Args:
+        backbone (nn.Module): The shared, loaded backbone.
+        cfg (dict): A task's backbone config.
+    """
+    template = _view_template(backbone, cfg)
+    view = copy.copy(template)
+    # own containers: setting the view's prompt leaves the template's alone
+    view._parameters = dict(template._parameters)
+    view._buffers = dict(template._buffers)
+    view._modules = dict(template._modules)
+    view._load_state_dict_pre_hooks = OrderedDict()
+    view._register_load_hooks()  # bound to the view, not the template
+    if template.prompt is not None:
         view.prompt = nn.Parameter(
-            torch.zeros(view.prompt.shape, device=backbone.pos_embed.device),
+            torch.zeros(
+                template.prompt.shape, device=backbone.pos_embed.device),
             requires_grad=False)
     return view.eval()
 

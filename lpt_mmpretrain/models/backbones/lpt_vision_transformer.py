@@ -103,6 +103,11 @@ class LPTVisionTransformer(VisionTransformer):
             self._freeze_pretrained()
         self.train(self.training)
         self._loading_pretrained = False
+        self._register_load_hooks()
+
+    def _register_load_hooks(self) -> None:
+        """Register the load-state-dict hooks: in ``__init__``, and again on
+        a shallow copy (a task's view), which must not run its original's."""
         self._register_load_state_dict_pre_hook(self._fill_frozen_weights)
 
     def _init_prompt(self) -> None:

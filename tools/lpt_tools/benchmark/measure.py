@@ -6,21 +6,24 @@ memory is only measurable in a fresh process (see :class:`PeakMemory`), so
 :func:`run_isolated` runs a measurement in a forked child. See
 ``docs/benchmark.md``.
 """
+import contextlib
+import logging
 import multiprocessing
 import os
 import resource
 import statistics
 import sys
 import traceback
-from typing import Callable, List, Optional, Sequence, Tuple
+from typing import Callable, Iterator, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
+from mmengine.logging import MMLogger
 from torch.utils import benchmark
 
 __all__ = [
     'MIB', 'time_steps', 'time_autorange', 'PeakMemory', 'run_isolated',
-    'can_isolate', 'tensor_bytes', 'quartiles'
+    'can_isolate', 'tensor_bytes', 'quartiles', 'count_log_lines'
 ]
 
 MIB = 2**20
@@ -169,3 +172,27 @@ def quartiles(values: Sequence[float]) -> Tuple[float, float, float]:
     # can go below the fastest round, even below 0, for a few rounds).
     q1, median, q3 = statistics.quantiles(values, n=4, method='inclusive')
     return q1, median, q3
+
+
+class _LineCounter(logging.Handler):
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines += len(record.getMessage().splitlines()) or 1
+
+
+@contextlib.contextmanager
+def count_log_lines() -> Iterator[_LineCounter]:
+    """Count the lines MMEngine's current logger is given inside the block
+    (what a log file or the console would show; ``.lines`` after it), at
+    any level its handlers pass on."""
+    logger = MMLogger.get_current_instance()
+    counter = _LineCounter()
+    logger.addHandler(counter)
+    try:
+        yield counter
+    finally:
+        logger.removeHandler(counter)

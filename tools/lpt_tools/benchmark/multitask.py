@@ -11,7 +11,7 @@ import torch
 from lpt_mmpretrain.apis.multi_task_inferencer import MultiTaskInferencer
 from lpt_mmpretrain.checkpoints import is_trained_key, save_prompt_checkpoint
 from .lpt import build_model, save_random_backbone
-from .measure import MIB, PeakMemory, quartiles, tensor_bytes
+from .measure import MIB, PeakMemory, count_log_lines, quartiles, tensor_bytes
 
 __all__ = [
     'make_task_files', 'time_interleaved', 'measure_serving', 'multitask_rows'
@@ -101,8 +101,10 @@ def measure_serving(setup: dict, model_cfg: dict, files: Sequence[str],
     Returns:
         dict: ``weight_bytes`` (parameters and buffers held), memory
         ``before_bytes`` (before building), ``setup_bytes``, ``peak_bytes``
-        (None where not measurable), ``times_s`` (mixed batch) and, for
-        ``shared``, ``single_times_s`` / ``own_times_s`` as compared.
+        (None where not measurable), ``build_s`` and ``build_log_lines``
+        (building and loading the models: seconds, lines given to MMEngine's
+        logger), ``times_s`` (mixed batch) and, for ``shared``,
+        ``single_times_s`` / ``own_times_s`` as compared.
     """
     device = torch.device(setup['device'])
     if setup['threads'] is not None:
@@ -110,27 +112,33 @@ def measure_serving(setup: dict, model_cfg: dict, files: Sequence[str],
     before = PeakMemory(device, isolated)
     before.start()
     num = len(files)
+    build_start = time.perf_counter()
+    with count_log_lines() as log:
+        if serving == 'shared':
+            inferencer = MultiTaskInferencer(
+                model_cfg['backbone'], {
+                    f't{i}': f
+                    for i, f in enumerate(files)
+                },
+                device=str(device))
+        elif serving == 'separate':
+            models = []
+            for i, _ in enumerate(files):
+                model = build_model(model_cfg, setup['seed'] + 1 + i)
+                model.backbone.init_weights()
+                model.to(device)
+                model.eval()
+                models.append(model)
+        else:
+            raise ValueError(
+                f'serving must be one of {SERVINGS}, got {serving}.')
+    build_s = time.perf_counter() - build_start
     if serving == 'shared':
-        inferencer = MultiTaskInferencer(
-            model_cfg['backbone'], {
-                f't{i}': f
-                for i, f in enumerate(files)
-            },
-            device=str(device))
         weight_bytes = tensor_bytes(inferencer.model)
         compare = setup.get('compare', COMPARED)
         own = inferencer.task_model('t0') if 'own' in compare else None
-    elif serving == 'separate':
-        models = []
-        for i, _ in enumerate(files):
-            model = build_model(model_cfg, setup['seed'] + 1 + i)
-            model.backbone.init_weights()
-            model.to(device)
-            model.eval()
-            models.append(model)
-        weight_bytes = sum(tensor_bytes(m) for m in models)
     else:
-        raise ValueError(f'serving must be one of {SERVINGS}, got {serving}.')
+        weight_bytes = sum(tensor_bytes(m) for m in models)
     batch = setup['infer_batch_size']
     gen = torch.Generator().manual_seed(setup['seed'])
     inputs = torch.randn(
@@ -139,7 +147,11 @@ def measure_serving(setup: dict, model_cfg: dict, files: Sequence[str],
     tasks = [f't{j % num}' for j in range(batch)]
     memory = PeakMemory(device, isolated)
     memory.start()
-    result = dict(weight_bytes=weight_bytes, before_bytes=before.base)
+    result = dict(
+        weight_bytes=weight_bytes,
+        before_bytes=before.base,
+        build_s=build_s,
+        build_log_lines=log.lines)
 
     if serving == 'shared':
         steps = dict(
@@ -200,6 +212,10 @@ def multitask_rows(runs: Dict[Tuple[int, str], dict],
              mib(held), 'MiB'),
             (f'{key}_peak_mib', f'{label}: peak memory',
              mib(run['peak_bytes']), 'MiB'),
+            (f'{key}_build_s', f'{label}: building and loading the models',
+             run['build_s'], 's'),
+            (f'{key}_build_log_lines', f'{label}: log lines while building',
+             run['build_log_lines'], 'lines'),
         ]
         names = [('', 'mixed batch', run['times_s'])]
         if 'single_times_s' in run:
