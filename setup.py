@@ -65,9 +65,12 @@ setup(
     packages=find_packages(exclude=('configs', 'tools', 'tests', 'docs')),
     # the shipped tiny-ViT stand-in of the CPU demo (weights + sha256 record)
     package_data={'lpt_mmpretrain': ['checkpoints/standins/*']},
-    python_requires='>=3.8',
+    # Tested on 3.11 (CPU) and 3.12 (GPU); OneDL's stack needs 3.10.
+    python_requires='>=3.10',
     install_requires=[
-        'torch>=1.13',
+        # >= 2.6: checkpoints load with weights_only=True and allow-lists
+        # (torch.serialization.add_safe_globals / safe_globals).
+        'torch>=2.6',
         'torchvision',
         # MMPretrain, MMEngine, MMCV (mmcv-lite is enough: no compiled ops
         # are used) of upstream or OneDL's stack, see README.
@@ -89,11 +92,11 @@ setup(
         # imdecode_backend='turbojpeg' (also needs the system libturbojpeg;
         # PyTurboJPEG 2.x needs libjpeg-turbo >= 3), docs/data_loading.md.
         'turbojpeg': ['PyTurboJPEG<2'],
-        # Style tools of .pre-commit-config.yaml, pinned: a formatter's
-        # output changes between versions.
+        # Style tools of .pre-commit-config.yaml, pinned (a formatter's
+        # output changes between versions), and the docs site's MkDocs.
         'dev': [
             'pre-commit', 'flake8==7.5.0', 'isort==9.0.2', 'yapf==0.43.0',
-            'codespell==2.4.3'
+            'codespell==2.4.3', 'mkdocs==1.6.1'
         ],
     },
     license='Apache License 2.0',

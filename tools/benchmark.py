@@ -1,4 +1,4 @@
-"""Benchmark LPT; see docs/benchmark.md for what is measured and printed.
+"""Benchmark LPT; docs/benchmarks/index.md says what it measures and prints.
 
 Usage::
 
@@ -33,7 +33,7 @@ from lpt_tools.benchmark.runner import MODES, run_benchmark
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        description='Benchmark LPT (docs/benchmark.md): parameters, '
+        description='Benchmark LPT (docs/benchmarks/index.md): parameters, '
         'checkpoint sizes, training and inference speed and memory '
         '(--mode lpt); N tasks on one backbone vs N full models (--mode '
         'multitask); eager / torch.compile / ONNX Runtime on the CPU '

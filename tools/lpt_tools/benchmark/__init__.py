@@ -1,4 +1,4 @@
-"""Benchmarks behind ``tools/benchmark.py`` (see ``docs/benchmark.md``).
+"""Benchmarks behind ``tools/benchmark.py`` (see ``docs/benchmarks/index.md``).
 
 Not imported by ``import lpt_mmpretrain``; ``deploy`` needs the ``deploy``
 extra only when its ONNX Runtime backend runs.

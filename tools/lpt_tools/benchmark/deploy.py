@@ -1,6 +1,6 @@
 """CPU latency of the phase-1 and phase-2 models: torch eager,
 ``torch.compile`` and ONNX Runtime on the ONNX export, side by side. See
-``docs/benchmark.md`` and ``docs/deployment.md``."""
+``docs/benchmarks/index.md`` and ``docs/deployment.md``."""
 import os.path as osp
 import statistics
 import tempfile

@@ -2,7 +2,7 @@
 speed and memory, phase 1 and phase 2 (shared-prefix and naive); the table
 and the expected speed-ups are in :mod:`.lpt_rows`.
 
-The measured quantities are described in ``docs/benchmark.md``.
+The measured quantities are described in ``docs/benchmarks/index.md``.
 """
 import copy
 import json

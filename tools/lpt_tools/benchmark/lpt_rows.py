@@ -1,6 +1,6 @@
 """The table of the LPT benchmark (``--mode lpt``): its rows, and the
 speed-ups of the shared prefix expected from block FLOPs (see
-``docs/benchmark.md``)."""
+``docs/benchmarks/index.md``)."""
 import statistics
 from typing import Dict, List, Sequence, Tuple
 
@@ -38,7 +38,7 @@ UNIT_FORMATS = {
 
 
 def block_flops(tokens: int, embed_dims: int, ffn_dims: int) -> int:
-    """FLOPs of one ViT block on ``tokens`` tokens (docs/benchmark.md)."""
+    """FLOPs of one ViT block on ``tokens`` tokens (docs/benchmarks/)."""
     return (8 * tokens * embed_dims**2 + 4 * tokens * embed_dims * ffn_dims +
             4 * tokens**2 * embed_dims)
 

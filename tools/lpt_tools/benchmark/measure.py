@@ -4,7 +4,7 @@ Times come from ``torch.utils.benchmark.Timer`` (CUDA-synchronised, with
 its thread setting); parameter counts from :mod:`lpt_tools.params`. CPU
 memory is only measurable in a fresh process (see :class:`PeakMemory`), so
 :func:`run_isolated` runs a measurement in a forked child. See
-``docs/benchmark.md``.
+``docs/benchmarks/index.md``.
 """
 import contextlib
 import logging

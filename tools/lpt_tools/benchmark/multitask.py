@@ -1,6 +1,6 @@
 """Serving N tasks: one frozen backbone (:class:`MultiTaskInferencer`)
 against one task's own model on it, and against N separate full models.
-See ``docs/benchmark.md`` and ``docs/deployment.md``."""
+See ``docs/benchmarks/index.md`` and ``docs/deployment.md``."""
 import json
 import os.path as osp
 import time

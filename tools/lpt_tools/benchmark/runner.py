@@ -1,7 +1,7 @@
 """Run a benchmark mode from the CLI options of ``tools/benchmark.py``.
 
 :func:`run_benchmark` returns the ``- name: value`` lines, the table rows and
-the raw figures; see ``docs/benchmark.md``.
+the raw figures; see ``docs/benchmarks/index.md``.
 """
 import argparse
 import os
