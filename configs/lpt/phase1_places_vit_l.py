@@ -8,5 +8,5 @@ model = dict(
     backbone=dict(
         arch='large',
         init_cfg=dict(
-            checkpoint='checkpoints/vit-large-p16_in21k-augreg.pth')),
+            checkpoint='pretrained/vit-large-p16_in21k-augreg.pth')),
     head=dict(in_channels=1024))

@@ -15,5 +15,5 @@ model = dict(
     backbone=dict(
         arch='deit-small',
         init_cfg=dict(
-            checkpoint='checkpoints/vit-small-p16_in21k-augreg.pth')),
+            checkpoint='pretrained/vit-small-p16_in21k-augreg.pth')),
     head=dict(in_channels=384))

@@ -2,7 +2,7 @@
 # tools/model_converters/lpt_official_to_mmpretrain.py, evaluated as the
 # released code does (docs/method.md, "The released Places-LT model"):
 #   python tools/test.py configs/lpt/phase2_places_official.py \
-#       checkpoints/lpt_places_official.pth
+#       pretrained/lpt_places_official.pth
 # The official README reports 50.07 / 49.27 / 52.31 / 46.88 (overall, many,
 # medium, few) on the Places-LT test split.
 _base_ = ['./phase2_places.py']
@@ -10,7 +10,7 @@ _base_ = ['./phase2_places.py']
 # The converter's output: it holds the whole model, so it is both the
 # backbone's pretrained checkpoint (read by a prompt-only load) and the
 # phase-1 source (read only if one trains from this config).
-official_checkpoint = 'checkpoints/lpt_places_official.pth'
+official_checkpoint = 'pretrained/lpt_places_official.pth'
 
 model = dict(
     backbone=dict(

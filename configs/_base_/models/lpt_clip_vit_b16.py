@@ -13,7 +13,7 @@ model = dict(
         # OpenAI's weights use QuickGELU; most open_clip ViT-B-16 weights
         # (LAION, DataComp) use dict(type='GELU'): see docs/clip.md.
         layer_cfgs=dict(act_cfg=dict(type='mmpretrain.QuickGELU')),
-        init_cfg=dict(checkpoint='checkpoints/clip-vit-base-p16_openai.pth')),
+        init_cfg=dict(checkpoint='pretrained/clip-vit-base-p16_openai.pth')),
     # CLIP's mean and std (0.48145466, 0.4578275, 0.40821073) and
     # (0.26862954, 0.26130258, 0.27577711), times 255.
     data_preprocessor=dict(

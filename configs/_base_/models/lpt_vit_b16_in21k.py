@@ -18,7 +18,7 @@ model = dict(
         norm_cfg=dict(type='LN', eps=1e-6),
         init_cfg=dict(
             type='Pretrained',
-            checkpoint='checkpoints/vit-base-p16_in21k-augreg.pth')),
+            checkpoint='pretrained/vit-base-p16_in21k-augreg.pth')),
     head=dict(
         type='CosineClsHead',
         num_classes=1000,
