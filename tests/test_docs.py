@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from lpt_tools import docs
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -20,8 +21,9 @@ def _rel(path: Path) -> str:
 
 def test_pages_found():
     names = {_rel(p) for p in PAGES}
-    assert {'README.md', 'CHANGELOG.md', 'docs/index.md',
-            'configs/lpt/README.md'} <= names
+    assert {
+        'README.md', 'CHANGELOG.md', 'docs/index.md', 'configs/lpt/README.md'
+    } <= names
 
 
 @pytest.mark.parametrize('page', PAGES, ids=_rel)
@@ -44,9 +46,8 @@ def test_links_and_anchors_resolve(page):
             target_text = dest.read_text()
             github = docs.github_anchors(target_text)
             mkdocs = docs.mkdocs_anchors(target_text)
-            if anchor not in github or (
-                    dest.is_relative_to(ROOT / 'docs')
-                    and anchor not in mkdocs):
+            if anchor not in github or (dest.is_relative_to(ROOT / 'docs')
+                                        and anchor not in mkdocs):
                 broken.append(f'{_rel(page)}:{line}: {target}: no heading '
                               f'with that anchor (GitHub: {sorted(github)})')
     assert broken == []
@@ -70,19 +71,22 @@ def test_checkers_catch_breakage():
     assert list(docs.links(text)) == [(5, '#a-b-title'), (5, 'missing.md')]
     assert docs.github_anchors(text) == {'a-b-title', 'train--test'}
     assert docs.mkdocs_anchors(text) == {'a-b-title', 'train-test'}
-    assert [(t, c) for _, t, c in docs.commands(text)] == [
-        ('tools/train.py', ['configs/lpt/x.py']),
-        ('tools/dist_train.sh', ['configs/y.py'])
-    ]
+    assert [(t, c) for _, t, c in docs.commands(text)
+            ] == [('tools/train.py', ['configs/lpt/x.py']),
+                  ('tools/dist_train.sh', ['configs/y.py'])]
 
 
 def test_docs_site_builds_strict(tmp_path):
     """``mkdocs build --strict`` (the command the README names): warnings,
     such as a page left out of the navigation or a broken anchor, fail."""
-    result = subprocess.run(
-        [sys.executable, '-m', 'mkdocs', 'build', '--strict', '--site-dir',
-         str(tmp_path / 'site')],
-        cwd=ROOT, capture_output=True, text=True, timeout=300)
+    result = subprocess.run([
+        sys.executable, '-m', 'mkdocs', 'build', '--strict', '--site-dir',
+        str(tmp_path / 'site')
+    ],
+                            cwd=ROOT,
+                            capture_output=True,
+                            text=True,
+                            timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
     assert (tmp_path / 'site' / 'index.html').is_file()
 

@@ -7,6 +7,5 @@ _base_ = ['./phase1_places.py']
 model = dict(
     backbone=dict(
         arch='large',
-        init_cfg=dict(
-            checkpoint='pretrained/vit-large-p16_in21k-augreg.pth')),
+        init_cfg=dict(checkpoint='pretrained/vit-large-p16_in21k-augreg.pth')),
     head=dict(in_channels=1024))

@@ -14,6 +14,5 @@ _base_ = ['./phase1_places.py']
 model = dict(
     backbone=dict(
         arch='deit-small',
-        init_cfg=dict(
-            checkpoint='pretrained/vit-small-p16_in21k-augreg.pth')),
+        init_cfg=dict(checkpoint='pretrained/vit-small-p16_in21k-augreg.pth')),
     head=dict(in_channels=384))

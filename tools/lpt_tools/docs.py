@@ -37,8 +37,10 @@ class Block(NamedTuple):
 def doc_files(root: Path) -> List[Path]:
     """The pages users read: README.md, CHANGELOG.md, CONTRIBUTING.md, every
     page under docs/ and every README under configs/."""
-    files = [root / name for name in ('README.md', 'CHANGELOG.md',
-                                      'CONTRIBUTING.md')]
+    files = [
+        root / name
+        for name in ('README.md', 'CHANGELOG.md', 'CONTRIBUTING.md')
+    ]
     files += sorted((root / 'docs').rglob('*.md'))
     files += sorted((root / 'configs').rglob('README.md'))
     return [f for f in files if f.is_file()]
@@ -67,8 +69,9 @@ def _split(text: str):
             body.append(lines[i])
             i += 1
         indent = len(match.group(1))
-        body = [line[indent:] if line[:indent].isspace() else line
-                for line in body]
+        body = [
+            line[indent:] if line[:indent].isspace() else line for line in body
+        ]
         blocks.append(Block(lang, '\n'.join(body) + '\n', start + 1, pending))
         pending = None
         i += 1
@@ -133,8 +136,8 @@ def _logical_lines(script: str) -> Iterator[str]:
     """Shell lines with backslash continuations joined, comments dropped."""
     current = ''
     for line in script.splitlines():
-        stripped = line.split(' #')[0] if not line.lstrip().startswith(
-            '#') else ''
+        stripped = line.split(
+            ' #')[0] if not line.lstrip().startswith('#') else ''
         if stripped.rstrip().endswith('\\'):
             current += stripped.rstrip()[:-1] + ' '
             continue
