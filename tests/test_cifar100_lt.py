@@ -95,6 +95,7 @@ def test_train_split_follows_ldam_recipe(cifar_root):
     assert dataset.metainfo['cls_num_list'] == expected_counts
     assert len(dataset) == sum(expected_counts)
     assert dataset.CLASSES[:2] == ('name0', 'name1')
+    assert dataset.accepts_stream_index
 
     keep = _ldam_selection(train_labels, 2)
     gt = dataset.get_gt_labels()

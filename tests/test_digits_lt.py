@@ -4,7 +4,7 @@ from mmpretrain.registry import DATASETS
 from sklearn.datasets import load_digits
 
 from lpt_mmpretrain.datasets import DigitsLT, exponential_profile
-from lpt_mmpretrain.structures import STREAM_KEY
+from lpt_mmpretrain.structures import STREAM_CB, STREAM_IB, STREAM_KEY
 
 PACK = [dict(type='PackInputs')]
 
@@ -83,6 +83,32 @@ def test_bad_arguments():
         DigitsLT(imbalance_ratio=1000)
     with pytest.raises(ValueError, match='training images remain'):
         DigitsLT(num_test_per_class=100, num_pretrain_per_class=100)
+
+
+# LongTailMixin: (index, stream) indices of DualClassBalancedSampler
+
+
+def test_stream_index(splits):
+    train = splits['train']
+    assert train.accepts_stream_index
+    plain = train[5]
+    for stream in (STREAM_CB, STREAM_IB, np.int64(STREAM_IB)):
+        data = train[(np.int64(5), stream)]
+        assert data['data_samples'].get(STREAM_KEY) == int(stream)
+        assert isinstance(data['data_samples'].get(STREAM_KEY), int)
+        assert (data['inputs'] == plain['inputs']).all()
+        assert data['data_samples'].gt_label == plain['data_samples'].gt_label
+
+
+def test_stream_index_errors(splits):
+    with pytest.raises(ValueError, match='stream'):
+        splits['train'][(5, 2)]
+    with pytest.raises(ValueError, match=r'\(index, stream\)'):
+        splits['train'][(5, 0, 1)]
+    no_pack = DigitsLT(split='test')
+    assert isinstance(no_pack[0], dict)
+    with pytest.raises(KeyError, match='PackInputs'):
+        no_pack[(0, STREAM_CB)]
 
 
 # layouts, compose_digits, and the configs' test pipeline

@@ -5,19 +5,18 @@ import numpy as np
 import pytest
 import torch
 from mmpretrain.registry import DATA_SAMPLERS
-from mmpretrain.structures import DataSample
 from torch.utils.data import DataLoader
 
-from lpt_mmpretrain.datasets import dual_stream_collate
 from lpt_mmpretrain.datasets.samplers import (DualClassBalancedSampler,
                                               DualStreamBatchSampler)
 from lpt_mmpretrain.datasets.samplers import dual_class_balanced_sampler as mod
-from lpt_mmpretrain.structures import STREAM_CB, STREAM_IB, stream_layout
+from lpt_mmpretrain.structures import STREAM_CB, STREAM_IB
 
 
 class FakeLTDataset:
-    """Tiny long-tailed data set: only labels; an (index, stream) item (the
-    sampler straight into a loader) echoes the stream."""
+    """Tiny long-tailed data set: only labels, accepts (index, stream)."""
+
+    accepts_stream_index = True
 
     def __init__(self,
                  counts: List[int],
@@ -36,12 +35,8 @@ class FakeLTDataset:
         return self.labels
 
     def __getitem__(self, item):
-        if isinstance(item, tuple):
-            index, stream = item
-            return dict(
-                index=index, stream=stream, label=int(self.labels[index]))
-        assert type(item) is int  # DualStreamBatchSampler: plain indices
-        return dict(index=item, label=int(self.labels[item]))
+        index, stream = item
+        return dict(index=index, stream=stream, label=int(self.labels[index]))
 
 
 COUNTS = [60, 45, 33, 25, 18, 14, 10, 8, 6, 5, 4, 3, 3, 2, 2, 1]
@@ -196,6 +191,7 @@ def test_deterministic_in_seed_and_epoch():
 def test_get_cat_ids_fallback_and_registry():
 
     class CatIdsDataset:
+        accepts_stream_index = True
 
         def __init__(self, labels):
             self.labels = labels
@@ -232,6 +228,12 @@ def test_dataloader_batches():
 
 def test_errors():
     ds = FakeLTDataset(COUNTS)
+
+    class Plain(FakeLTDataset):
+        accepts_stream_index = False
+
+    with pytest.raises(TypeError, match='accepts_stream_index'):
+        make_sampler(Plain(COUNTS), 8)
     with pytest.raises(ValueError, match='divisible'):
         make_sampler(ds, 6, num_samples_cls=4)
     with pytest.raises(ValueError, match='positive integer'):
@@ -267,9 +269,7 @@ def test_batch_sampler_writes_the_batch_once():
     batches = list(loader)
     assert len(batches) == len(expected) == ref.iters_per_epoch
     for batch, ref_batch in zip(batches, expected):
-        # plain indices, in the sampler's order: the class-balanced half first
-        assert 'stream' not in batch
-        assert ref_batch['stream'].tolist() == stream_layout(8)
+        assert batch['stream'].tolist() == [STREAM_CB] * 4 + [STREAM_IB] * 4
         assert batch['index'].tolist() == ref_batch['index'].tolist()
 
 
@@ -289,58 +289,7 @@ def test_batch_sampler_from_a_config():
     assert loader.batch_sampler.sampler.batch_size == 4
     assert len(loader) == len(ds) // 4
     batch = next(iter(loader))  # pseudo_collate: lists
-    assert len(batch['index']) == 8 and 'stream' not in batch
-
-
-def _packed(n):
-    return [
-        dict(inputs=torch.zeros(1), data_samples=DataSample().set_gt_label(i))
-        for i in range(n)
-    ]
-
-
-def test_dual_stream_collate():
-    batch = dual_stream_collate(_packed(6))  # pseudo_collate: lists
-    assert [s.sampling_stream for s in batch['data_samples']] == \
-        [STREAM_CB] * 3 + [STREAM_IB] * 3 == stream_layout(6)
-    stacked = dual_stream_collate(_packed(2), collate='default_collate')
-    assert stacked['inputs'].shape == (2, 1)
-    with pytest.raises(ValueError, match='even'):
-        dual_stream_collate(_packed(3))
-    with pytest.raises(KeyError, match='PackInputs'):
-        dual_stream_collate([dict(inputs=torch.zeros(1))] * 2)
-    with pytest.raises(KeyError, match="'no_such'"):
-        dual_stream_collate(_packed(2), collate='no_such')
-
-
-def test_dual_stream_loader_from_a_config():
-    """Sampler, batch sampler and collate as a config gives them: the streams
-    reach the data samples, in the sampler's order."""
-    from mmengine.registry import init_default_scope
-    from mmengine.runner import Runner
-    init_default_scope('mmpretrain')
-
-    class Packed(FakeLTDataset):
-
-        def __getitem__(self, item):
-            return _packed(1)[0] | dict(index=item)
-
-    ds = Packed(COUNTS)
-    loader = Runner.build_dataloader(
-        dict(
-            batch_size=8,
-            dataset=ds,
-            sampler=dict(
-                type='DualClassBalancedSampler', num_samples_cls=2, seed=0),
-            batch_sampler=dict(type='DualStreamBatchSampler'),
-            collate_fn=dict(type='dual_stream_collate')))
-    ref = make_sampler(ds, 4, num_samples_cls=2, seed=0)
-    items = list(ref)
-    for t, batch in enumerate(loader):
-        chunk = items[8 * t:8 * t + 8]
-        assert batch['index'] == [i for i, _ in chunk]
-        assert [s.sampling_stream for s in batch['data_samples']] == \
-            [s for _, s in chunk]
+    assert batch['stream'] == [STREAM_CB] * 4 + [STREAM_IB] * 4
 
 
 def test_batch_sampler_errors():

@@ -1,5 +1,7 @@
 """CheckedLoadImageFromFile: every decode failure names the file and the
-fix; skip_bad=True skips and counts."""
+fix; skip_bad=True skips, counts, and keeps the class-balanced stream within
+the class."""
+import numpy as np
 import pytest
 from fixtures.bad_images import make_split_file_root
 from mmengine.registry import init_default_scope
@@ -8,6 +10,7 @@ import lpt_mmpretrain  # noqa: F401
 from lpt_mmpretrain.datasets import SplitFileLTDataset
 from lpt_mmpretrain.datasets.transforms.checked_loading import (
     CheckedLoadImageFromFile, ImageDecodeError, decode_image)
+from lpt_mmpretrain.structures.dual_stream import STREAM_CB, STREAM_KEY
 
 
 @pytest.fixture(scope='module')
@@ -74,10 +77,27 @@ def _dataset(root, skip_bad):
         ])
 
 
+def test_class_balanced_refetch_stays_in_the_class(root):
+    dataset = _dataset(root, skip_bad=True)
+    labels = dataset.get_gt_labels()
+    bad = [
+        i for i in range(len(dataset))
+        if 'empty' in dataset.get_data_info(i)['img_path']
+    ]
+    np.random.seed(0)
+    for _ in range(20):
+        data = dataset[(bad[0], STREAM_CB)]
+        sample = data['data_samples']
+        assert sample.gt_label.item() == labels[bad[0]] == 2
+        assert sample.metainfo[STREAM_KEY] == STREAM_CB
+        path = sample.img_path
+        assert not any(b in path for b in ('empty', 'truncated', 'page'))
+
+
 def test_default_pipeline_fails_naming_the_file(root):
     dataset = _dataset(root, skip_bad=False)
     idx = next(
         i for i in range(len(dataset))
         if 'truncated' in dataset.get_data_info(i)['img_path'])
     with pytest.raises(ImageDecodeError, match='truncated.jpg'):
-        dataset[idx]
+        dataset[(idx, STREAM_CB)]

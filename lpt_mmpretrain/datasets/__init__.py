@@ -3,7 +3,6 @@ from .cifar100_lt import *  # noqa: F401,F403
 from .class_counts import *  # noqa: F401,F403
 from .digit_pairs_lt import *  # noqa: F401,F403
 from .digits_lt import *  # noqa: F401,F403
-from .dual_stream_collate import *  # noqa: F401,F403
 from .image_file_lt_dataset import *  # noqa: F401,F403
 from .imagenet_lt import *  # noqa: F401,F403
 from .inat2018 import *  # noqa: F401,F403

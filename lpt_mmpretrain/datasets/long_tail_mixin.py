@@ -1,14 +1,18 @@
 """Shared behaviour of the long-tailed data sets.
 
 Every long-tailed data set of this package stores the per-class **training**
-counts in its metainfo (``metainfo['cls_num_list']``, whatever its split).
+counts in its metainfo (``metainfo['cls_num_list']``, whatever its split) and
+accepts the ``(index, stream)`` indices of ``DualClassBalancedSampler``.
 """
+import numbers
 import os.path as osp
-from typing import List, Optional, Sequence
+from typing import List, Optional, Sequence, Tuple, Union
 
+import numpy as np
 from mmengine.fileio import join_path
 from mmengine.utils import is_abs
 
+from ..structures.dual_stream import STREAM_CB, STREAM_IB, STREAM_KEY
 from .class_counts import check_class_counts, exponential_profile
 
 __all__ = ['LongTailMixin', 'exponential_profile']
@@ -22,10 +26,16 @@ class LongTailMixin:
       ``metainfo['cls_num_list']`` (a list of ints in label order), where
       ``LongTailAccuracy`` and ``ClassCountsHook`` read them. A class without
       training images is refused at build time.
+    - ``__getitem__`` accepts an int, or an ``(index, stream)`` tuple from
+      ``DualClassBalancedSampler``: sample ``index`` is prepared as usual and
+      its ``data_samples`` metainfo gets ``sampling_stream = stream``.
 
     The ``cls_num_list`` of a data set built with ``indices`` or
     ``filter_cfg`` stays the counts of the full training split.
     """
+
+    #: ``DualClassBalancedSampler`` refuses data sets without this flag.
+    accepts_stream_index: bool = True
 
     @staticmethod
     def _resolve_train_ann_file(train_ann_file: Optional[str],
@@ -78,3 +88,72 @@ class LongTailMixin:
         counts = check_class_counts(
             counts, classes, source=source, name=type(self).__name__)
         self._metainfo['cls_num_list'] = counts
+
+    def __getitem__(self, idx: Union[int, Tuple[int, int]]) -> dict:
+        """Prepare a sample, optionally recording its sampling stream.
+
+        Args:
+            idx (int | Tuple[int, int]): A data index, or ``(index, stream)``
+                with ``stream`` 0 (class-balanced) or 1 (instance-balanced)
+                as yielded by ``DualClassBalancedSampler``.
+
+        Returns:
+            dict: The pipeline output; with a tuple index, its
+            ``data_samples`` carries the stream in the metainfo field
+            ``sampling_stream``.
+        """
+        if not isinstance(idx, tuple):
+            return super().__getitem__(idx)
+        if len(idx) != 2:
+            raise ValueError(
+                f'{type(self).__name__} got the index {idx!r}; a tuple index '
+                'must be (index, stream) as yielded by '
+                'DualClassBalancedSampler.')
+        index, stream = idx
+        valid = isinstance(
+            stream, numbers.Integral) and int(stream) in (STREAM_CB, STREAM_IB)
+        if not valid:
+            raise ValueError(
+                f'{type(self).__name__} got the stream {stream!r} in index '
+                f'{idx!r}; expected {STREAM_CB} (class-balanced) or '
+                f'{STREAM_IB} (instance-balanced).')
+        if int(stream) == STREAM_CB and not self.test_mode:
+            data = self._prepare_within_class(int(index))
+        else:
+            data = super().__getitem__(int(index))
+        if not isinstance(data, dict) or data.get('data_samples') is None:
+            raise KeyError(
+                f'{type(self).__name__}: the pipeline output of sample '
+                f'{index} has no `data_samples`, so its sampling stream '
+                'cannot be recorded. End the pipeline with '
+                "dict(type='PackInputs') when using DualClassBalancedSampler.")
+        data['data_samples'].set_metainfo({STREAM_KEY: int(stream)})
+        return data
+
+    def _prepare_within_class(self, index: int) -> dict:
+        """``BaseDataset.__getitem__`` for the class-balanced stream: when the
+        pipeline drops the image (``CheckedLoadImageFromFile(skip_bad=True)``)
+        the replacement is another image of the same class, not of the whole
+        data set, so the stream stays class-balanced."""
+        if not self._fully_initialized:
+            self.full_init()
+        data = self.prepare_data(index)
+        if data is not None:
+            return data
+        label = self.get_data_info(index)['gt_label']
+        if getattr(self, '_class_members', None) is None:
+            labels = np.asarray(self.get_gt_labels())
+            self._class_members = {
+                c: np.flatnonzero(labels == c)
+                for c in np.unique(labels).tolist()
+            }
+        members = self._class_members[int(label)]
+        for _ in range(self.max_refetch):
+            data = self.prepare_data(int(np.random.choice(members)))
+            if data is not None:
+                return data
+        raise RuntimeError(
+            f'{type(self).__name__}: no image of class {label} could be '
+            f'loaded in {self.max_refetch + 1} tries ({len(members)} '
+            'images); list the bad images with tools/misc/verify_dataset.py '
+            'and fix them.')

@@ -1,27 +1,23 @@
 """The two sampling streams of LPT: their ids and how a batch is split.
 
 ``DualClassBalancedSampler`` draws, for every iteration, one class-balanced
-batch and one instance-balanced batch; ``DualStreamBatchSampler`` hands the
-loader plain indices in the layout of :func:`stream_layout` (the
-class-balanced half first), so that any data set serves, and the collate
-function ``dual_stream_collate`` records each sample's stream in its
-``DataSample`` metainfo under :data:`STREAM_KEY`. The model tells the streams
-apart by that field alone, never by the position in the batch. The data side
-writes the field, the model reads it: this module sits between them, like
-``mmpretrain.structures``.
+batch and one instance-balanced batch. Every sample records its stream in its
+``DataSample`` metainfo under :data:`STREAM_KEY`; the model tells the streams
+apart by that field alone, never by the position in the batch. The data sets
+and the sampler write the field, the model reads it: this module sits between
+them, like ``mmpretrain.structures``.
 
 A training step reads the field once (:func:`get_streams`, a (B,) tensor) and
 splits the batch once (:func:`split_streams`).
 """
 import numbers
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
 
 __all__ = [
-    'STREAM_CB', 'STREAM_IB', 'STREAM_KEY', 'stream_layout', 'get_streams',
-    'split_streams'
+    'STREAM_CB', 'STREAM_IB', 'STREAM_KEY', 'get_streams', 'split_streams'
 ]
 
 #: Stream id of a class-balanced sample.
@@ -35,26 +31,6 @@ _STREAM_NAMES = {STREAM_CB: 'class-balanced', STREAM_IB: 'instance-balanced'}
 _BATCH_FIX = ("set train_dataloader.batch_sampler=dict(type="
               "'DualStreamBatchSampler'), which gives the sampler half the "
               "loader's batch_size, and leave the sampler's batch_size unset.")
-_COLLATE_FIX = ("train_dataloader = dict(sampler=dict(type="
-                "'DualClassBalancedSampler'), batch_sampler=dict(type="
-                "'DualStreamBatchSampler'), collate_fn=dict(type="
-                "'dual_stream_collate'))")
-
-
-def stream_layout(batch_size: int) -> List[int]:
-    """The stream of each position of a dual-stream batch: the first half
-    class-balanced, the second half instance-balanced (what
-    ``DualStreamBatchSampler`` yields and ``dual_stream_collate`` records).
-
-    Args:
-        batch_size (int): Both streams together; even.
-    """
-    if batch_size % 2:
-        raise ValueError(
-            f'A dual-stream batch holds one half of each stream, so its size '
-            f'must be even, got {batch_size}: {_BATCH_FIX}')
-    half = batch_size // 2
-    return [STREAM_CB] * half + [STREAM_IB] * half
 
 
 def _stream_value(sample, index: int) -> Optional[int]:
@@ -144,8 +120,8 @@ def split_streams(
     if streams is None:
         raise ValueError(
             f'The batch carries no `{STREAM_KEY}`, so it cannot be split into '
-            'a class-balanced and an instance-balanced half. Train with '
-            f'both streams: {_COLLATE_FIX}.')
+            'a class-balanced and an instance-balanced half. Use '
+            'DualClassBalancedSampler as the train_dataloader sampler.')
     streams = streams.to(device) if device is not None else streams
     cb_mask = streams == STREAM_CB
     ib_mask = streams == STREAM_IB

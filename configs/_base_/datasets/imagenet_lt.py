@@ -26,8 +26,6 @@ train_dataloader = dict(
     sampler=dict(type='DualClassBalancedSampler', num_samples_cls=4),
     # One batch of each stream per step, half the loader's batch_size each.
     batch_sampler=dict(type='DualStreamBatchSampler'),
-    # records each sample's stream (the class-balanced half comes first)
-    collate_fn=dict(type='dual_stream_collate'),
 )
 
 val_dataloader = dict(

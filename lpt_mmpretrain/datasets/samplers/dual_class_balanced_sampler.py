@@ -20,10 +20,9 @@ class DualClassBalancedSampler(Sampler):
     For every iteration this sampler yields ``batch_size`` class-balanced
     items, then ``batch_size`` instance-balanced items, each as a tuple
     ``(index, stream)`` with ``stream`` equal to ``STREAM_CB`` (0) or
-    ``STREAM_IB`` (1). ``DualStreamBatchSampler`` turns them into batches of
-    plain indices and ``dual_stream_collate`` records the streams, so any
-    data set with labels serves (MMPretrain's ``CustomDataset``, its
-    wrappers, this package's long-tailed data sets).
+    ``STREAM_IB`` (1). The data set must accept such tuples as indices and
+    declare it with ``accepts_stream_index = True`` (as every data set built
+    on ``LongTailMixin`` does).
 
     The loader's batch is ``2 * batch_size``. In a config, write it once as
     the loader's ``batch_size`` and let ``DualStreamBatchSampler`` give this
@@ -32,8 +31,7 @@ class DualClassBalancedSampler(Sampler):
         train_dataloader = dict(
             batch_size=64,  # 32 class-balanced + 32 instance-balanced
             sampler=dict(type='DualClassBalancedSampler'),
-            batch_sampler=dict(type='DualStreamBatchSampler'),
-            collate_fn=dict(type='dual_stream_collate'))
+            batch_sampler=dict(type='DualStreamBatchSampler'))
 
     - Class-balanced stream: classes come from a shuffled cycle (every class
       once per cycle, reshuffled when the cycle ends); each drawn class
@@ -51,9 +49,9 @@ class DualClassBalancedSampler(Sampler):
     only, so a resumed run sees the same data as an uninterrupted one).
 
     Args:
-        dataset (Sized): The data set; it provides ``get_gt_labels()`` or
-            ``get_cat_ids(idx)`` (every MMPretrain data set with labels and
-            its wrappers do).
+        dataset (Sized): The data set. It must declare
+            ``accepts_stream_index = True`` and provide ``get_gt_labels()``
+            or ``get_cat_ids(idx)``.
         batch_size (int, optional): Images per stream per iteration on this
             rank (the loader's batch is twice this). Must be divisible by
             ``num_samples_cls``. Defaults to None: ``DualStreamBatchSampler``
@@ -74,6 +72,13 @@ class DualClassBalancedSampler(Sampler):
         self.rank = rank
         self.world_size = world_size
 
+        if not getattr(dataset, 'accepts_stream_index', False):
+            raise TypeError(
+                f'DualClassBalancedSampler yields `(index, stream)` tuples, '
+                f'but the data set {type(dataset).__name__} does not declare '
+                '`accepts_stream_index = True`. Use a data set built on '
+                'lpt_mmpretrain.datasets.LongTailMixin (whose __getitem__ '
+                'accepts such tuples), or another sampler.')
         check_int('num_samples_cls', num_samples_cls)
 
         self.dataset = dataset

@@ -1,11 +1,9 @@
 """The batch sampler that writes LPT's two-stream batch size once."""
 import numbers
-from typing import Iterator, List
 
 from mmpretrain.registry import DATA_SAMPLERS
 from torch.utils.data import BatchSampler
 
-from ...structures.dual_stream import stream_layout
 from .dual_class_balanced_sampler import DualClassBalancedSampler
 
 __all__ = ['DualStreamBatchSampler']
@@ -15,12 +13,6 @@ __all__ = ['DualStreamBatchSampler']
 class DualStreamBatchSampler(BatchSampler):
     """Batches of one class-balanced and one instance-balanced batch each.
 
-    Each batch is a list of plain data indices, the class-balanced half
-    first (:func:`~lpt_mmpretrain.structures.stream_layout`), so that any
-    data set (MMPretrain's ``CustomDataset``, its wrappers, ...) serves as it
-    is; the loader's ``collate_fn=dict(type='dual_stream_collate')`` records
-    each sample's stream from that layout.
-
     ``batch_size`` is the loader's whole batch on one rank; the wrapped
     ``DualClassBalancedSampler`` draws ``batch_size // 2`` images of each
     stream per iteration, so the number is written once, as
@@ -29,8 +21,7 @@ class DualStreamBatchSampler(BatchSampler):
         train_dataloader = dict(
             batch_size=64,  # 32 class-balanced + 32 instance-balanced
             sampler=dict(type='DualClassBalancedSampler', num_samples_cls=4),
-            batch_sampler=dict(type='DualStreamBatchSampler'),
-            collate_fn=dict(type='dual_stream_collate'))
+            batch_sampler=dict(type='DualStreamBatchSampler'))
 
     MMEngine's runner builds it with the sampler and the loader's
     ``batch_size``. A sampler given its own ``batch_size`` must agree.
@@ -67,13 +58,3 @@ class DualStreamBatchSampler(BatchSampler):
                 'keep train_dataloader.batch_size (both streams together).')
         # Every iteration of the sampler fills exactly one batch.
         super().__init__(sampler, int(batch_size), drop_last=True)
-
-    def __iter__(self) -> Iterator[List[int]]:
-        layout = stream_layout(self.batch_size)
-        for batch in super().__iter__():  # (index, stream) of the sampler
-            streams = [stream for _, stream in batch]
-            if streams != layout:  # the sampler's order, checked once here
-                raise RuntimeError(
-                    'DualClassBalancedSampler yielded the streams '
-                    f'{streams} for one batch, not the layout {layout}.')
-            yield [index for index, _ in batch]

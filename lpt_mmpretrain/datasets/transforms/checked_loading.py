@@ -117,9 +117,10 @@ class CheckedLoadImageFromFile(LoadImageFromFile):
 
     With ``skip_bad=True`` the transform returns None for a bad image and
     logs a warning naming it with the number of images this process has
-    skipped so far; MMEngine's ``BaseDataset`` then fetches another image of
-    the data set in its place (``max_refetch``). Test pipelines keep the
-    default: an evaluation must see every image.
+    skipped so far; MMEngine's ``BaseDataset`` then fetches another image in
+    training (``LongTailMixin`` takes one of the same class for the
+    class-balanced stream). Test pipelines keep the default: an evaluation
+    must see every image.
 
     Args:
         skip_bad (bool): Skip undecodable images instead of raising.
