@@ -151,6 +151,52 @@ def _digits_runs(root):
         phase2_options=options['phase2'])
 
 
+# What a user's clone holds after the README's first command
+# (`python tools/demo.py`): the repository, and the demo's outputs under
+# work_dirs/demo. The demo runs in its quick mode (1 epoch per step, seed 0);
+# each step's files are also linked under the names the full run writes
+# (epoch_E*.pth, E the config's max_epochs), so that the pages' commands
+# run as written.
+USER_TREE_SKIP = {'.git', 'work_dirs', 'site', '.pytest_cache'}
+
+
+def _make_user_tree(root):
+    from mmengine.config import Config
+    for entry in REPO_ROOT.iterdir():
+        if entry.name not in USER_TREE_SKIP:
+            (root / entry.name).symlink_to(entry)
+    run_python(
+        'tools/demo.py',
+        '--quick',
+        '--seeds',
+        '0',
+        '--work-dir',
+        'work_dirs/demo',
+        cwd=root,
+        timeout=1200)
+    demo = load_tool('demo')
+    for key, _, config, _ in demo.MODELS:
+        epochs = Config.fromfile(REPO_ROOT / config).train_cfg.max_epochs
+        step = root / 'work_dirs' / 'demo' / 'seed_0' / key
+        for quick in step.glob('epoch_1*.pth'):
+            name = quick.name.replace('epoch_1', f'epoch_{epochs}', 1)
+            if epochs != 1 and not (step / name).exists():
+                (step / name).symlink_to(quick.name)
+
+
+@pytest.fixture(scope='session')
+def user_tree():
+    """A folder laid out as a user's clone after the demo (see
+    :func:`_make_user_tree`); made once per test run, shared by the
+    pytest-xdist workers. Run commands in it; do not change what is there."""
+    root = shared_dir('user_tree')
+    with _locked(root.parent / 'user_tree.lock'):
+        if not (root / '.done').exists():
+            _make_user_tree(root)
+            (root / '.done').touch()
+    return root
+
+
 # ---------------------------------------------------------------------------
 # Shared by the test modules (import them with `from conftest import ...`).
 
@@ -323,6 +369,6 @@ def load_tool(name):
 def pytest_collection_modifyitems(config, items):
     """Tests that use the packaged-tool runs are slow too."""
     for item in items:
-        if {'digits_runs', 'packaged_tool'} & set(
+        if {'digits_runs', 'packaged_tool', 'user_tree'} & set(
                 getattr(item, 'fixturenames', ())):
             item.add_marker(pytest.mark.slow)

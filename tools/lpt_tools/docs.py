@@ -4,7 +4,9 @@ anchors, the commands in its code blocks, and the blocks marked to run.
 ``tests/test_docs.py`` checks with these that every relative link and anchor
 resolves, that every ``python tools/...`` / ``bash tools/...`` command names
 a tool and a config that exist, and runs the blocks marked
-``<!-- example: NAME -->`` (see :func:`examples`).
+``<!-- example: NAME -->`` (see :func:`examples`). Every shell or Python
+block carries that mark or ``<!-- not run: REASON -->`` (a GPU, data or
+weights this machine lacks, a config fragment): :func:`unmarked`.
 """
 import re
 import shlex
@@ -13,11 +15,13 @@ from typing import Dict, Iterator, List, NamedTuple, Optional, Set
 
 __all__ = [
     'Block', 'doc_files', 'code_blocks', 'links', 'github_anchors',
-    'mkdocs_anchors', 'commands', 'examples'
+    'mkdocs_anchors', 'commands', 'examples', 'unmarked'
 ]
 
 FENCE = re.compile(r'^(\s*)(`{3,}|~{3,})\s*([\w+-]*)')
 EXAMPLE = re.compile(r'<!--\s*example:\s*([\w-]+)\s*-->')
+NOT_RUN = re.compile(r'<!--\s*not run:\s*(.+?)\s*-->')
+RUNNABLE = ('bash', 'sh', 'shell', 'console', 'python')
 # [text](target) and ![alt](target); a title after the target is dropped
 LINK = re.compile(r'!?\[(?:[^\]\[]|\[[^\]]*\])*\]\(\s*<?([^)\s>]+)>?'
                   r'(?:\s+"[^"]*")?\s*\)')
@@ -26,12 +30,14 @@ TOOL = re.compile(r'^(tools/\S+\.(?:py|sh))$')
 
 
 class Block(NamedTuple):
-    """A fenced code block: its info string, text, first line (1-based)
-    and the example name of a ``<!-- example: NAME -->`` line above it."""
+    """A fenced code block: its info string, text, first line (1-based),
+    the example name of a ``<!-- example: NAME -->`` line above it, or the
+    reason of a ``<!-- not run: REASON -->`` line."""
     lang: str
     text: str
     line: int
     example: Optional[str]
+    not_run: Optional[str]
 
 
 def doc_files(root: Path) -> List[Path]:
@@ -50,15 +56,16 @@ def _split(text: str):
     """(prose lines with their numbers, code blocks)."""
     prose, blocks = [], []
     lines = text.splitlines()
-    i, pending = 0, None
+    i, pending, reason = 0, None, None
     while i < len(lines):
         match = FENCE.match(lines[i])
         if not match:
-            found = EXAMPLE.search(lines[i])
-            if found:
-                pending = found.group(1)
+            found, skip = EXAMPLE.search(lines[i]), NOT_RUN.search(lines[i])
+            if found or skip:
+                pending = found and found.group(1)
+                reason = skip and skip.group(1)
             elif lines[i].strip():
-                pending = None
+                pending = reason = None
             prose.append((i + 1, lines[i]))
             i += 1
             continue
@@ -72,8 +79,9 @@ def _split(text: str):
         body = [
             line[indent:] if line[:indent].isspace() else line for line in body
         ]
-        blocks.append(Block(lang, '\n'.join(body) + '\n', start + 1, pending))
-        pending = None
+        blocks.append(
+            Block(lang, '\n'.join(body) + '\n', start + 1, pending, reason))
+        pending = reason = None
         i += 1
     return prose, blocks
 
@@ -185,3 +193,12 @@ def examples(text: str) -> Dict[str, List[Block]]:
         if block.example:
             found.setdefault(block.example, []).append(block)
     return found
+
+
+def unmarked(text: str) -> List[Block]:
+    """The shell and Python blocks with neither an example nor a not-run
+    mark."""
+    return [
+        b for b in code_blocks(text)
+        if b.lang in RUNNABLE and not b.example and not b.not_run
+    ]
