@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from lpt_tools import docs
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,13 +47,14 @@ def _run(block, cwd, env):
     else:
         raise AssertionError(f'line {block.line}: an example must be a shell '
                              f'or Python block, not {block.lang!r}')
-    proc = subprocess.run(cmd,
-                          cwd=cwd,
-                          env=env,
-                          stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT,
-                          text=True,
-                          timeout=600)
+    proc = subprocess.run(
+        cmd,
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=600)
     assert proc.returncode == 0, (
         f'the block at line {block.line} failed ({proc.returncode}):\n'
         f'{block.text}\n---\n{proc.stdout[-6000:]}')
@@ -67,8 +69,8 @@ def test_example_runs(example, user_tree):
     # `python` is this interpreter, as after `source .venv/bin/activate`
     env = dict(
         os.environ,
-        PATH=os.pathsep.join([str(Path(sys.executable).parent),
-                              os.environ['PATH']]),
+        PATH=os.pathsep.join(
+            [str(Path(sys.executable).parent), os.environ['PATH']]),
         OMP_NUM_THREADS='1',
         PYTHONWARNINGS='ignore::UserWarning')
     for block in blocks:
