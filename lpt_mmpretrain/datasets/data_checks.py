@@ -5,11 +5,11 @@ from typing import Iterator, Tuple
 
 __all__ = ['check_dataset_paths']
 
-_FIX = ('Set the data root of the config to the folder that holds your '
-        'data, e.g. `--cfg-options data_root=PATH` with the templates of '
-        'configs/lpt/ (phase1_own_data_*.py), or '
-        '`--cfg-options {where}.data_root=PATH`; docs/own_data.md shows the '
-        'expected layouts.')
+_FIX = ('Point the config at the folder that holds your data: '
+        '`LPT_DATA_ROOT=PATH python tools/train.py ...` with the templates '
+        'configs/lpt/*_own_data_*.py, or `--cfg-options '
+        '{where}.data_root=PATH`; docs/own_data.md shows the expected '
+        'layouts.')
 
 
 def _named_paths(cfg: dict) -> Iterator[Tuple[str, str]]:
@@ -19,14 +19,16 @@ def _named_paths(cfg: dict) -> Iterator[Tuple[str, str]]:
         yield 'data_root', osp.expanduser(root)
     ann_file = cfg.get('ann_file') or ''
     if isinstance(ann_file, str) and ann_file:
-        yield 'ann_file', osp.join(osp.expanduser(root), osp.expanduser(
-            ann_file)) if root else osp.expanduser(ann_file)
+        yield 'ann_file', osp.join(
+            osp.expanduser(root),
+            osp.expanduser(ann_file)) if root else osp.expanduser(ann_file)
     prefix = cfg.get('data_prefix') or ''
     if isinstance(prefix, dict):
         prefix = prefix.get('img_path') or prefix.get('img') or ''
     if isinstance(prefix, str) and prefix:
-        yield 'data_prefix', osp.join(osp.expanduser(root), osp.expanduser(
-            prefix)) if root else osp.expanduser(prefix)
+        yield 'data_prefix', osp.join(
+            osp.expanduser(root),
+            osp.expanduser(prefix)) if root else osp.expanduser(prefix)
 
 
 def check_dataset_paths(cfg: dict, where: str) -> None:
@@ -53,6 +55,6 @@ def check_dataset_paths(cfg: dict, where: str) -> None:
     for field, path in _named_paths(cfg):
         if '://' in path or osp.exists(path):
             continue
-        raise FileNotFoundError(
-            f'{where}.{field}: {path} does not exist '
-            f'({osp.abspath(path)}). ' + _FIX.format(where=where))
+        raise FileNotFoundError(f'{where}.{field}: {path} does not exist '
+                                f'({osp.abspath(path)}). ' +
+                                _FIX.format(where=where))

@@ -5,10 +5,10 @@ from typing import List, Tuple, Union
 import numpy as np
 from mmpretrain.registry import DATASETS
 
+from ..structures.dual_stream import STREAM_CB
 from .long_tail_mixin import (parse_stream_index, prepare_within_class,
                               record_stream)
 from .training_counts import dataset_labels, training_counts
-from ..structures.dual_stream import STREAM_CB
 
 __all__ = ['StreamIndexDataset', 'accepts_stream_index', 'with_stream_index']
 

@@ -146,7 +146,7 @@ def training_counts(dataset) -> Tuple[List[int], Optional[Tuple[str, ...]]]:
 
 
 def checkpoint_counts(
-    checkpoint: dict
+        checkpoint: dict
 ) -> Tuple[Optional[List[int]], Optional[Tuple[str, ...]]]:
     """The training counts and class names a checkpoint records.
 
@@ -199,4 +199,3 @@ def check_same_classes(train: Optional[Sequence[str]],
         '`classes=` (a list, or a file with one name per line), or make '
         'the val / test folders mirror the training folders (an empty '
         'folder is fine in val / test).')
-

@@ -20,11 +20,18 @@ def main() -> int:
     parser.add_argument('out_dir', help='the data root to create')
     parser.add_argument('--imbalance-ratio', type=float, default=10)
     parser.add_argument('--img-size', type=int, default=32)
+    parser.add_argument(
+        '--val-per-class',
+        type=int,
+        default=30,
+        help='images per class in '
+        'val/ (30)')
     args = parser.parse_args()
     written = export_digit_folders(
         args.out_dir,
         imbalance_ratio=args.imbalance_ratio,
-        img_size=args.img_size)
+        img_size=args.img_size,
+        num_test_per_class=args.val_per_class)
     print(f'{written["train"]} training and {written["val"]} validation '
           f'images written to {args.out_dir}.')
     return 0

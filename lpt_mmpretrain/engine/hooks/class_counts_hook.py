@@ -7,6 +7,7 @@ from mmengine.model import is_model_wrapper
 from mmengine.runner import BaseLoop
 from mmpretrain.registry import DATASETS, HOOKS
 
+from ...datasets.stream_index_dataset import StreamIndexDataset
 from ...datasets.training_counts import (check_same_classes, checkpoint_counts,
                                          dataset_classes, training_counts)
 
@@ -67,7 +68,10 @@ class ClassCountsHook(Hook):
 
         dataset = runner.train_dataloader.dataset
         counts, source = self.class_counts(dataset)
-        source = f'the training data ({type(dataset).__name__}, {source})'
+        # the user's data set, not the loop's StreamIndexDataset around it
+        inner = dataset.dataset if isinstance(dataset,
+                                              StreamIndexDataset) else dataset
+        source = f'the training data ({type(inner).__name__}, {source})'
         classes = dataset_classes(dataset)
         check_num_classes(
             getattr(head, 'num_classes', None), len(counts), source)
@@ -139,6 +143,8 @@ class ClassCountsHook(Hook):
             tuple[list[int], str]: The counts in label order and where they
             came from (for the log).
         """
+        if isinstance(dataset, StreamIndexDataset):
+            dataset = dataset.dataset
         metainfo = getattr(dataset, 'metainfo', None) or {}
         if metainfo.get('classes') is None and \
                 metainfo.get('cls_num_list') is None:

@@ -12,10 +12,10 @@ from lpt_mmpretrain.datasets import DigitsLT
 
 __all__ = ['export_digit_folders', 'CLASS_NAMES']
 
-#: Folder (class) names: with spaces, as real class names often have.
-CLASS_NAMES = tuple(f'digit {name}' for name in (
-    'zero', 'one', 'two', 'three', 'four', 'five', 'six', 'seven', 'eight',
-    'nine'))
+#: Folder (class) names: with spaces, as real class names often have, and
+#: sorted as the labels are (CustomDataset sorts the folders), so that both
+#: layouts give the same class list.
+CLASS_NAMES = tuple(f'digit {i}' for i in range(10))
 
 
 def export_digit_folders(out_dir: str,
@@ -26,10 +26,10 @@ def export_digit_folders(out_dir: str,
 
     Layout (both of MMPretrain's ``CustomDataset`` layouts at once)::
 
-        out_dir/train/digit zero/00000.png ...   # folder per class
-        out_dir/val/digit zero/00000.png ...
+        out_dir/train/digit 0/00000.png ...      # folder per class
+        out_dir/val/digit 0/00000.png ...
         out_dir/meta/classes.txt                 # one class name per line
-        out_dir/meta/train.txt, meta/val.txt     # 'train/digit zero/x.png 0'
+        out_dir/meta/train.txt, meta/val.txt     # 'train/digit 0/x.png 0'
 
     Every other image is a JPEG (quality 95), the rest PNGs.
 
