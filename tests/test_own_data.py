@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import torch
 from conftest import TOOLS, run_python
-from lpt_tools.data.digit_folders import CLASS_NAMES, export_digit_folders
 from mmengine.config import Config
 
 import lpt_mmpretrain  # noqa: F401
@@ -20,6 +19,7 @@ from lpt_mmpretrain.engine.hooks.class_counts_hook import check_num_classes
 from lpt_mmpretrain.engine.runner.resumable_train_loop import \
     streamed_dataloader_cfg
 from lpt_mmpretrain.structures.dual_stream import STREAM_KEY
+from lpt_tools.data.digit_folders import CLASS_NAMES, export_digit_folders
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / 'configs' / 'lpt'
@@ -115,8 +115,8 @@ def test_wrappers_count_distinct_images(tree):
         sampler = DualClassBalancedSampler(wrapped, batch_size=8, seed=0)
         assert sampler.iters_per_epoch == len(wrapper) // 8
         index, stream = next(iter(sampler))
-        assert wrapped[(index, stream)]['data_samples'].metainfo[
-            STREAM_KEY] == stream
+        assert wrapped[(index,
+                        stream)]['data_samples'].metainfo[STREAM_KEY] == stream
 
 
 def test_bad_inputs_name_problem_and_fix(tree, tmp_path):
@@ -126,8 +126,9 @@ def test_bad_inputs_name_problem_and_fix(tree, tmp_path):
     (bad / 'train' / 'dogs').mkdir()
     src = next((tree / 'train' / CLASS_NAMES[0]).glob('*.png'))
     (bad / 'train' / 'dogs' / 'a.png').write_bytes(src.read_bytes())
-    with pytest.raises(ValueError, match=r"class 0 \('cats'\).*remove the "
-                       'empty folder'):
+    with pytest.raises(
+            ValueError, match=r"class 0 \('cats'\).*remove the "
+            'empty folder'):
         StreamIndexDataset(_custom(bad))
     # a label out of range in an annotation file
     ann = tmp_path / 'bad.txt'
@@ -147,22 +148,29 @@ def test_bad_inputs_name_problem_and_fix(tree, tmp_path):
     with pytest.raises(ValueError, match='another order'):
         check_same_classes(('a', 'b'), ('b', 'a'), 'test_dataloader', 'x')
     # a head that predicts another number of classes
-    with pytest.raises(ValueError, match=r'predicts 7 classes.*has 10 '
-                       r'classes.*model.head.num_classes=10'):
+    with pytest.raises(
+            ValueError,
+            match=r'predicts 7 classes.*has 10 '
+            r'classes.*model.head.num_classes=10'):
         check_num_classes(7, 10, 'the training data')
     # a data root that does not exist
-    with pytest.raises(FileNotFoundError, match=r'data_root: .*nowhere does '
-                       'not exist.*LPT_DATA_ROOT=PATH'):
+    with pytest.raises(
+            FileNotFoundError,
+            match=r'data_root: .*nowhere does '
+            'not exist.*LPT_DATA_ROOT=PATH'):
         check_dataset_paths(
             dict(type='CustomDataset', data_root=str(tmp_path / 'nowhere')),
             'train_dataloader.dataset')
     # a file that is no image: named, with the skip option and the checker
     (bad / 'train' / 'cats' / 'notes.png').write_text('not an image')
     dataset = _custom(bad)
-    with pytest.raises(OSError, match=r'notes\.png.*verify_dataset\.py.*'
-                       'skip_bad=True'):
-        dataset[[i for i in range(len(dataset))
-                 if 'notes' in dataset.get_data_info(i)['img_path']][0]]
+    with pytest.raises(
+            OSError, match=r'notes\.png.*verify_dataset\.py.*'
+            'skip_bad=True'):
+        dataset[[
+            i for i in range(len(dataset))
+            if 'notes' in dataset.get_data_info(i)['img_path']
+        ][0]]
 
 
 def test_training_run_validates_with_training_counts(own_data_runs):
@@ -188,14 +196,13 @@ def test_test_tools_use_the_checkpoints_counts(own_data_runs, tool, tmp_path):
     else:
         from lpt_mmpretrain.engine.compat import mmpretrain_tool_path
         out = run_python(
-            mmpretrain_tool_path('test'), *args,
-            env=own_data_runs.env).stdout
+            mmpretrain_tool_path('test'), *args, env=own_data_runs.env).stdout
     line = _groups_line(out)
     assert 'many 2 (2 evaluated), medium 3 (3 evaluated), few 5' in line
     assert "training counts from the checkpoint's meta" in line
     assert checkpoint_counts(
-        torch.load(own_data_runs.phase2_prompts, weights_only=True)) == (
-            COUNTS, CLASS_NAMES)
+        torch.load(own_data_runs.phase2_prompts,
+                   weights_only=True)) == (COUNTS, CLASS_NAMES)
 
 
 def test_counts_from_the_config_when_the_checkpoint_has_none(
