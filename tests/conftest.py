@@ -334,8 +334,8 @@ def own_data_runs():
     (configs/lpt/*_own_data_standin*.py): DigitsLT exported as a folder per
     class (PNG and JPEG, class names with spaces, 340 training and 300 val
     images), phase 1 (1 epoch, validated) on the folder layout and phase 2
-    (1 epoch) on the annotation-file layout, both through tools/train.py. Attributes:
-    ``data_root``, ``phase{1,2}_dir``, ``phase{1,2}_full``,
+    (1 epoch) on the annotation-file layout, both through tools/train.py.
+    Attributes: ``data_root``, ``phase{1,2}_dir``, ``phase{1,2}_full``,
     ``phase{1,2}_prompts``, ``phase1_log`` (its stdout), ``env`` (the
     LPT_DATA_ROOT environment) and ``ann_options`` (the --cfg-options of
     the annotation-file layout). Trained once per test run, under a lock;
