@@ -235,3 +235,28 @@ def test_inferencer_predicts_folder_names(own_data_runs):
     assert set(names) <= set(CLASS_NAMES)
     truth = [p.parent.name for p in images]
     assert np.mean([a == b for a, b in zip(names, truth)]) > 0.3
+
+
+def test_suggest_thresholds():
+    from lpt_mmpretrain.evaluation import shot_group_masks
+    from lpt_tools.data.distribution import suggest_thresholds
+    many, few = suggest_thresholds(COUNTS)
+    sizes = [m.sum() for m in shot_group_masks(COUNTS, many, few).values()]
+    assert min(sizes) == 3  # 10 classes: 3 / 4 / 3 at best
+    assert suggest_thresholds([5, 5, 9]) is None
+
+
+def test_class_distribution_tool(tree, tmp_path, capsys):
+    from conftest import load_tool
+    tool = load_tool('analysis_tools/class_distribution')
+    out = tmp_path / 'counts.png'
+    assert tool.main(['--folder', str(tree / 'train'), '--out', str(out)]) \
+        == 0
+    printed = capsys.readouterr().out
+    assert 'classes: 10' in printed and 'training images: 340' in printed
+    assert 'imbalance ratio (largest / smallest class): 10.5' in printed
+    assert 'head classes: digit 0 (84)' in printed
+    # the papers' 100 / 20 on 84 .. 8 images: no many-shot class
+    assert 'many > 100: 0' in printed and 'empty: many' in printed
+    assert 'suggested thresholds: many_shot_thr=' in printed
+    assert out.stat().st_size > 10000
