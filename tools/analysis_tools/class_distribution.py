@@ -24,37 +24,44 @@ from mmengine.config import DictAction
 TOOLS = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, osp.dirname(TOOLS))
 sys.path.append(TOOLS)
-from lpt_tools.configs import (counts_from_config,  # noqa: E402  (tools/)
-                               load_config, split_label_counts)
-from lpt_tools.data.distribution import (distribution_report,  # noqa: E402
-                                         format_report)
-from lpt_tools.plots import plot_class_counts  # noqa: E402
-
 from lpt_mmpretrain.datasets import training_counts  # noqa: E402
 from lpt_mmpretrain.evaluation import FEW_SHOT_THR, MANY_SHOT_THR  # noqa
+from lpt_tools.configs import counts_from_config  # noqa: E402  (tools/)
+from lpt_tools.configs import load_config, split_label_counts
+from lpt_tools.data.distribution import distribution_report  # noqa: E402
+from lpt_tools.data.distribution import format_report
+from lpt_tools.plots import plot_class_counts  # noqa: E402
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('config', nargs='?', help='an LPT / MMPretrain config')
-    parser.add_argument('--folder', help='a folder with one sub-folder per '
-                        'class (CustomDataset data_prefix)')
+    parser.add_argument(
+        '--folder',
+        help='a folder with one sub-folder per '
+        'class (CustomDataset data_prefix)')
     parser.add_argument('--ann-file', help='a `path label` annotation file')
-    parser.add_argument('--classes', help='class names, one per line '
-                        '(with --ann-file)')
+    parser.add_argument(
+        '--classes', help='class names, one per line '
+        '(with --ann-file)')
     parser.add_argument('--many-shot-thr', type=int, default=MANY_SHOT_THR)
     parser.add_argument('--few-shot-thr', type=int, default=FEW_SHOT_THR)
     parser.add_argument(
-        '--min-test', type=int, default=5, help='classes with fewer images '
+        '--min-test',
+        type=int,
+        default=5,
+        help='classes with fewer images '
         'in the evaluated split are listed (5)')
-    parser.add_argument('--out', default='class_counts.png',
-                        help='the plot (PNG)')
     parser.add_argument(
-        '--cfg-options', nargs='+', action=DictAction,
+        '--out', default='class_counts.png', help='the plot (PNG)')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
         help='override settings of CONFIG, as in MMPretrain\'s tools')
     args = parser.parse_args(argv)
-    if sum(x is not None for x in (args.config, args.folder,
-                                   args.ann_file)) != 1:
+    if sum(x is not None
+           for x in (args.config, args.folder, args.ann_file)) != 1:
         parser.error('give one of CONFIG, --folder or --ann-file')
     return args
 

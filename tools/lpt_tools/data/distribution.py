@@ -28,8 +28,8 @@ def suggest_thresholds(counts: Sequence[int]) -> Optional[Tuple[int, int]]:
         return None
     if len(values) > MAX_CANDIDATES:
         values = np.unique(
-            np.quantile(values, np.linspace(0, 1, MAX_CANDIDATES)).astype(
-                np.int64))
+            np.quantile(values, np.linspace(0, 1,
+                                            MAX_CANDIDATES)).astype(np.int64))
     many_thr, few_thr = np.meshgrid(values, values, indexing='ij')
     num_many = len(counts) - np.searchsorted(counts, many_thr, 'right')
     num_few = np.searchsorted(counts, few_thr, 'left')
@@ -114,13 +114,12 @@ def format_report(report: Dict) -> List[str]:
                      'class counts)')
     else:
         many, few = suggested
-        lines.append(
-            f'suggested thresholds: many_shot_thr={many} '
-            f'few_shot_thr={few} (--cfg-options '
-            f'val_evaluator.many_shot_thr={many} '
-            f'val_evaluator.few_shot_thr={few} '
-            f'test_evaluator.many_shot_thr={many} '
-            f'test_evaluator.few_shot_thr={few})')
+        lines.append(f'suggested thresholds: many_shot_thr={many} '
+                     f'few_shot_thr={few} (--cfg-options '
+                     f'val_evaluator.many_shot_thr={many} '
+                     f'val_evaluator.few_shot_thr={few} '
+                     f'test_evaluator.many_shot_thr={many} '
+                     f'test_evaluator.few_shot_thr={few})')
     small, why = report['too_few_to_test']
     lines.append(f'classes with too few images to test ({why}): ' +
                  (', '.join(f'{n} ({c})' for n, c in small) or 'none'))
