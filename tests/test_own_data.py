@@ -205,22 +205,45 @@ def test_test_tools_use_the_checkpoints_counts(own_data_runs, tool, tmp_path):
                    weights_only=True)) == (COUNTS, CLASS_NAMES)
 
 
-def test_counts_from_the_config_when_the_checkpoint_has_none(
-        own_data_runs, tmp_path):
-    # a checkpoint without recorded counts: the config's training data
-    ckpt = torch.load(own_data_runs.phase1_full, weights_only=False)
-    ckpt['meta'].pop('dataset_meta')
-    bare = tmp_path / 'bare.pth'
-    torch.save(ckpt, bare)
-    out = run_python(
-        TOOLS / 'test.py',
-        CONFIGS / 'phase1_own_data_standin.py',
-        bare,
-        '--work-dir',
-        tmp_path,
-        env=own_data_runs.env).stdout
-    assert "from the config's train_dataloader.dataset (CustomDataset)" in \
-        _groups_line(out)
+def test_counts_from_the_config_when_the_checkpoint_has_none(tree):
+    # a test run (no training loop) on a checkpoint that records no counts:
+    # ClassCountsHook counts the config's train_dataloader.dataset
+    from types import SimpleNamespace
+
+    from mmengine.runner import BaseLoop
+
+    from lpt_mmpretrain.engine.hooks import ClassCountsHook
+    from lpt_mmpretrain.evaluation import LongTailAccuracy
+
+    class TestLoop(BaseLoop):
+
+        def __init__(self, dataset, metric):
+            self.dataloader = SimpleNamespace(dataset=dataset)
+            self.evaluator = SimpleNamespace(metrics=[metric])
+
+        def run(self):
+            pass
+
+    metric = LongTailAccuracy(many_shot_thr=60, few_shot_thr=25)
+    val = _custom(tree, data_prefix='val')
+    train_cfg = dict(
+        type='CustomDataset', data_root=str(tree), data_prefix='train')
+    runner = SimpleNamespace(
+        _test_loop=TestLoop(val, metric),
+        cfg=Config(dict(train_dataloader=dict(dataset=train_cfg))))
+    ClassCountsHook().after_load_checkpoint(runner, dict(meta={}))
+    counts, source = metric._counts()
+    assert counts == COUNTS
+    assert source == "the config's train_dataloader.dataset (CustomDataset)"
+    # the val split's own counts (30 each) are never used
+    with pytest.raises(ValueError, match='ClassCountsHook'):
+        LongTailAccuracy(many_shot_thr=60, few_shot_thr=25)._counts()
+    # a test split whose classes are not the checkpoint's
+    other = LongTailAccuracy()
+    runner._test_loop = TestLoop(val, other)
+    ckpt = dict(meta=dict(cls_num_list=[3, 2], classes=['a', 'b']))
+    with pytest.raises(ValueError, match='classes of test_dataloader differ'):
+        ClassCountsHook().after_load_checkpoint(runner, ckpt)
 
 
 def test_inferencer_predicts_folder_names(own_data_runs):

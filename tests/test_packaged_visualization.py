@@ -56,10 +56,10 @@ def test_vis_tsne_on_prompt_only_file(own_data_runs, tmp_path):
         '--work-dir',
         tmp_path,
         '--max-num-samples',
-        '60',
+        '30',
         '--n-iter',
         '250',
         '--perplexity',
-        '10',
+        '5',
         env=own_data_runs.env)
     assert list(tmp_path.rglob('*.png'))
