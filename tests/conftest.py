@@ -372,3 +372,69 @@ def pytest_collection_modifyitems(config, items):
         if {'digits_runs', 'packaged_tool', 'user_tree'} & set(
                 getattr(item, 'fixturenames', ())):
             item.add_marker(pytest.mark.slow)
+
+
+@pytest.fixture(scope='session')
+def own_data_runs():
+    """A tiny run on image files with MMPretrain's CustomDataset
+    (configs/lpt/*_own_data_standin*.py): DigitsLT exported as a folder per
+    class (PNG and JPEG, class names with spaces, 340 training and 300 val
+    images), phase 1 (1 epoch, validated) on the folder layout and phase 2
+    (1 epoch) on the annotation-file layout, both through tools/train.py.
+    Attributes: ``data_root``, ``phase{1,2}_dir``, ``phase{1,2}_full``,
+    ``phase{1,2}_prompts``, ``phase1_log`` (its stdout), ``env`` (the
+    LPT_DATA_ROOT environment) and ``ann_options`` (the --cfg-options of
+    the annotation-file layout). Trained once per test run, under a lock;
+    read them, never write them."""
+    root = shared_dir('own_data_runs')
+    data_root = root / 'data'
+    env = dict(PYTHONPATH=str(REPO_ROOT), LPT_DATA_ROOT=str(data_root))
+    meta = data_root / 'meta'
+    ann_options = [
+        f'{split}_dataloader.dataset.{key}' for split in ('train', 'val')
+        for key in ('data_prefix=', f'ann_file=meta/{split}.txt',
+                    f'classes={meta / "classes.txt"}')
+    ]
+    configs = REPO_ROOT / 'configs' / 'lpt'
+    with _locked(root / '.lock'):
+        if not (root / 'done').exists():
+            run_python(TOOLS / 'dataset_converters' / 'digits_to_folders.py',
+                       data_root)
+            log = run_python(
+                TOOLS / 'train.py',
+                configs / 'phase1_own_data_standin.py',
+                '--work-dir',
+                root / 'phase1',
+                '--cfg-options',
+                'train_cfg.max_epochs=1',
+                'train_cfg.val_interval=1',
+                cwd=root,
+                env=env).stdout
+            (root / 'phase1.log').write_text(log)
+            run_python(
+                TOOLS / 'train.py',
+                configs / 'phase2_own_data_standin.py',
+                '--work-dir',
+                root / 'phase2',
+                '--no-validate',
+                '--cfg-options',
+                'train_cfg.max_epochs=1',
+                f'model.phase1_checkpoint={root / "phase1"}',
+                *ann_options[:3],  # the training split's
+                cwd=root,
+                env=env)
+            (root / 'done').touch()
+    return SimpleNamespace(
+        root=root,
+        data_root=data_root,
+        env=env,
+        ann_options=ann_options,
+        phase1_log=(root / 'phase1.log').read_text(),
+        **{
+            f'phase{i}_{kind}': str(root / f'phase{i}' / name)
+            for i in (1, 2)
+            for kind, name in (('full', 'epoch_1.pth'),
+                               ('prompts', 'epoch_1_prompts.pth'))
+        },
+        phase1_dir=root / 'phase1',
+        phase2_dir=root / 'phase2')

@@ -110,7 +110,8 @@ def test_empty_class_in_labels_is_error():
     model = make_model()
     dataset = LabelListDataset(
         labels_from_counts([2, 0, 1, 1]), classes=list('abcd'))
-    with pytest.raises(ValueError, match=r'no training image.*class 1\.'):
+    with pytest.raises(
+            ValueError, match=r"no training image.*class 1 \('b'\)\."):
         ClassCountsHook().before_train(fake_runner(model, dataset))
 
 

@@ -14,6 +14,7 @@ from mmengine.runner import Runner
 from mmpretrain.utils import register_all_modules
 
 import lpt_mmpretrain  # noqa: F401  (first: registers, quiets mmcv-lite)
+from lpt_mmpretrain.datasets import check_dataset_paths
 from lpt_mmpretrain.engine import compat
 from lpt_mmpretrain.engine.compat import mmpretrain_tools
 from lpt_mmpretrain.engine.compat.dist import (setup_cpu_distributed,
@@ -39,6 +40,8 @@ def main():
         raise SystemExit(f'--out {args.out}: the predictions are dumped as a '
                          'pickle file, give a path ending with .pkl.')
     cfg = merge_args(Config.fromfile(args.config), args)
+    loader = cfg.get('test_dataloader') or {}
+    check_dataset_paths(loader.get('dataset'), 'test_dataloader.dataset')
 
     register_all_modules(init_default_scope=False)
     setup_cpu_distributed(cfg, args.launcher)

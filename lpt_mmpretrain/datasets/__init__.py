@@ -1,6 +1,7 @@
 from .cifar10_lt import *  # noqa: F401,F403
 from .cifar100_lt import *  # noqa: F401,F403
 from .class_counts import *  # noqa: F401,F403
+from .data_checks import *  # noqa: F401,F403
 from .digit_pairs_lt import *  # noqa: F401,F403
 from .digits_lt import *  # noqa: F401,F403
 from .image_file_lt_dataset import *  # noqa: F401,F403
@@ -10,4 +11,6 @@ from .long_tail_mixin import *  # noqa: F401,F403
 from .places_lt import *  # noqa: F401,F403
 from .samplers import *  # noqa: F401,F403
 from .split_file_dataset import *  # noqa: F401,F403
+from .stream_index_dataset import *  # noqa: F401,F403
+from .training_counts import *  # noqa: F401,F403
 from .transforms import *  # noqa: F401,F403

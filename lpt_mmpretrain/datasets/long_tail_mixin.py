@@ -15,7 +15,10 @@ from mmengine.utils import is_abs
 from ..structures.dual_stream import STREAM_CB, STREAM_IB, STREAM_KEY
 from .class_counts import check_class_counts, exponential_profile
 
-__all__ = ['LongTailMixin', 'exponential_profile']
+__all__ = [
+    'LongTailMixin', 'exponential_profile', 'parse_stream_index',
+    'record_stream', 'prepare_within_class'
+]
 
 
 class LongTailMixin:
@@ -104,56 +107,77 @@ class LongTailMixin:
         """
         if not isinstance(idx, tuple):
             return super().__getitem__(idx)
-        if len(idx) != 2:
-            raise ValueError(
-                f'{type(self).__name__} got the index {idx!r}; a tuple index '
-                'must be (index, stream) as yielded by '
-                'DualClassBalancedSampler.')
-        index, stream = idx
-        valid = isinstance(
-            stream, numbers.Integral) and int(stream) in (STREAM_CB, STREAM_IB)
-        if not valid:
-            raise ValueError(
-                f'{type(self).__name__} got the stream {stream!r} in index '
-                f'{idx!r}; expected {STREAM_CB} (class-balanced) or '
-                f'{STREAM_IB} (instance-balanced).')
-        if int(stream) == STREAM_CB and not self.test_mode:
-            data = self._prepare_within_class(int(index))
+        owner = type(self).__name__
+        index, stream = parse_stream_index(idx, owner)
+        if stream == STREAM_CB and not self.test_mode:
+            data = prepare_within_class(self, index, owner)
         else:
-            data = super().__getitem__(int(index))
-        if not isinstance(data, dict) or data.get('data_samples') is None:
-            raise KeyError(
-                f'{type(self).__name__}: the pipeline output of sample '
-                f'{index} has no `data_samples`, so its sampling stream '
-                'cannot be recorded. End the pipeline with '
-                "dict(type='PackInputs') when using DualClassBalancedSampler.")
-        data['data_samples'].set_metainfo({STREAM_KEY: int(stream)})
-        return data
+            data = super().__getitem__(index)
+        return record_stream(data, stream, index, owner)
 
-    def _prepare_within_class(self, index: int) -> dict:
-        """``BaseDataset.__getitem__`` for the class-balanced stream: when the
-        pipeline drops the image (``CheckedLoadImageFromFile(skip_bad=True)``)
-        the replacement is another image of the same class, not of the whole
-        data set, so the stream stays class-balanced."""
-        if not self._fully_initialized:
-            self.full_init()
-        data = self.prepare_data(index)
+
+def parse_stream_index(idx: Tuple[int, int], owner: str) -> Tuple[int, int]:
+    """``(index, stream)`` of a tuple index of ``DualClassBalancedSampler``,
+    checked; ``owner`` (the data set's name) starts the messages."""
+    if len(idx) != 2:
+        raise ValueError(
+            f'{owner} got the index {idx!r}; a tuple index must be '
+            '(index, stream) as yielded by DualClassBalancedSampler.')
+    index, stream = idx
+    valid = isinstance(
+        stream, numbers.Integral) and int(stream) in (STREAM_CB, STREAM_IB)
+    if not valid:
+        raise ValueError(
+            f'{owner} got the stream {stream!r} in index {idx!r}; expected '
+            f'{STREAM_CB} (class-balanced) or {STREAM_IB} '
+            '(instance-balanced).')
+    return int(index), int(stream)
+
+
+def record_stream(data: dict, stream: int, index: int, owner: str) -> dict:
+    """Write ``stream`` into the ``data_samples`` metainfo of a pipeline
+    output (field :data:`STREAM_KEY`)."""
+    if not isinstance(data, dict) or data.get('data_samples') is None:
+        raise KeyError(
+            f'{owner}: the pipeline output of sample {index} has no '
+            '`data_samples`, so its sampling stream cannot be recorded. End '
+            "the pipeline with dict(type='PackInputs') when using "
+            'DualClassBalancedSampler.')
+    data['data_samples'].set_metainfo({STREAM_KEY: int(stream)})
+    return data
+
+
+def prepare_within_class(dataset, index: int, owner: str) -> dict:
+    """``BaseDataset.__getitem__`` for the class-balanced stream: when the
+    pipeline drops the image (``CheckedLoadImageFromFile(skip_bad=True)``)
+    the replacement is another image of the same class, not of the whole
+    data set, so the stream stays class-balanced.
+
+    Args:
+        dataset (BaseDataset): A data set with ``prepare_data``,
+            ``get_data_info`` and ``max_refetch``; it caches its class
+            members in ``_class_members``.
+        index (int): The data index.
+        owner (str): The data set's name, for the message.
+    """
+    if not dataset._fully_initialized:
+        dataset.full_init()
+    data = dataset.prepare_data(index)
+    if data is not None:
+        return data
+    label = dataset.get_data_info(index)['gt_label']
+    if getattr(dataset, '_class_members', None) is None:
+        labels = np.asarray(dataset.get_gt_labels())
+        dataset._class_members = {
+            c: np.flatnonzero(labels == c)
+            for c in np.unique(labels).tolist()
+        }
+    members = dataset._class_members[int(label)]
+    for _ in range(dataset.max_refetch):
+        data = dataset.prepare_data(int(np.random.choice(members)))
         if data is not None:
             return data
-        label = self.get_data_info(index)['gt_label']
-        if getattr(self, '_class_members', None) is None:
-            labels = np.asarray(self.get_gt_labels())
-            self._class_members = {
-                c: np.flatnonzero(labels == c)
-                for c in np.unique(labels).tolist()
-            }
-        members = self._class_members[int(label)]
-        for _ in range(self.max_refetch):
-            data = self.prepare_data(int(np.random.choice(members)))
-            if data is not None:
-                return data
-        raise RuntimeError(
-            f'{type(self).__name__}: no image of class {label} could be '
-            f'loaded in {self.max_refetch + 1} tries ({len(members)} '
-            'images); list the bad images with tools/misc/verify_dataset.py '
-            'and fix them.')
+    raise RuntimeError(
+        f'{owner}: no image of class {label} could be loaded in '
+        f'{dataset.max_refetch + 1} tries ({len(members)} images); list the '
+        'bad images with tools/misc/verify_dataset.py and fix them.')

@@ -1,4 +1,4 @@
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -29,9 +29,15 @@ def _to_int(value) -> int:
 class LongTailAccuracy(BaseMetric):
     """Top-1 accuracy overall, per class and per shot group.
 
-    Classes are grouped by their number of **training** images ``n``
-    (``cls_num_list``, else the evaluated data set's
-    ``metainfo['cls_num_list']``):
+    Classes are grouped by their number of **training** images ``n``, taken
+    from, in this order: ``cls_num_list``; the counts ``ClassCountsHook``
+    gives (:meth:`set_training_counts`: the training data of a training run;
+    in ``tools/test.py`` and MMPretrain's ``test.py`` the counts recorded in
+    the checkpoint, else the config's training data); the evaluated data
+    set's ``metainfo['cls_num_list']``, which the long-tailed data sets of
+    this package fill with their training split's counts whatever their
+    split. A plain data set (e.g. ``CustomDataset``) has no counts of its
+    own: without the hook it is an error, never its own counts.
 
     - ``few_inclusive=False`` (the papers' convention): many ``n > many``,
       medium ``few <= n <= many``, few ``n < few``;
@@ -83,6 +89,45 @@ class LongTailAccuracy(BaseMetric):
         self.cls_num_list = None if cls_num_list is None else [
             int(n) for n in cls_num_list
         ]
+        self._training_counts: Optional[List[int]] = None
+        self._counts_source = ''
+
+    @property
+    def has_counts(self) -> bool:
+        """bool: Whether training counts were given (argument or hook)."""
+        return (self.cls_num_list is not None
+                or self._training_counts is not None)
+
+    def set_training_counts(self, counts: Sequence[int], source: str) -> None:
+        """Group the classes by these training counts (``ClassCountsHook``
+        calls it; ``cls_num_list``, if given, still wins).
+
+        Args:
+            counts (Sequence[int]): Training images per class, label order.
+            source (str): Where they come from, for the log.
+        """
+        self._training_counts = [int(n) for n in counts]
+        self._counts_source = source
+
+    def _counts(self) -> Tuple[Sequence[int], str]:
+        """The training counts and a log line saying whence."""
+        if self.cls_num_list is not None:
+            return self.cls_num_list, 'the cls_num_list argument'
+        if self._training_counts is not None:
+            return self._training_counts, self._counts_source
+        meta = self.dataset_meta or {}
+        if meta.get('cls_num_list') is not None:
+            return (meta['cls_num_list'],
+                    "the evaluated data set's metainfo['cls_num_list'] (its "
+                    "training split's counts)")
+        raise ValueError(
+            'LongTailAccuracy groups classes by their number of training '
+            'images, but the evaluated data set holds no training counts '
+            "(no metainfo['cls_num_list'], e.g. a CustomDataset) and none "
+            "were given. Add dict(type='ClassCountsHook') to custom_hooks "
+            '(it reads them from the training data, or in tools/test.py from '
+            'the checkpoint or the config\'s train_dataloader), or pass '
+            'LongTailAccuracy(cls_num_list=[...]).')
 
     def process(self, data_batch, data_samples: Sequence[dict]) -> None:
         """Store the predicted and the true label of every sample.
@@ -130,15 +175,7 @@ class LongTailAccuracy(BaseMetric):
             Dict[str, float]: ``top1``, ``class_mean`` and those of ``many``,
             ``medium`` and ``few`` whose group has an evaluated class.
         """
-        counts = self.cls_num_list
-        if counts is None and self.dataset_meta is not None:
-            counts = self.dataset_meta.get('cls_num_list')
-        if counts is None:
-            raise ValueError(
-                'LongTailAccuracy needs the training images per class: '
-                "evaluate a long-tailed data set (its metainfo "
-                "'cls_num_list' is used) or pass "
-                'LongTailAccuracy(cls_num_list=[...]).')
+        counts, source = self._counts()
         counts = np.asarray(counts, dtype=np.int64)
         if not results:
             raise ValueError('LongTailAccuracy got no result to evaluate.')
@@ -171,6 +208,6 @@ class LongTailAccuracy(BaseMetric):
                     logger='current')
         print_log(
             f'LongTailAccuracy: classes per shot group ({self._convention()})'
-            f': {", ".join(sizes)}.',
+            f': {", ".join(sizes)}; training counts from {source}.',
             logger='current')
         return metrics

@@ -2,15 +2,20 @@
 with random weights, and its training class counts and shot thresholds."""
 from typing import List, Optional, Tuple, Union
 
+import numpy as np
 import torch.nn as nn
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 from mmpretrain.registry import DATASETS, METRICS, MODELS
 from mmpretrain.utils import register_all_modules
 
+from lpt_mmpretrain.datasets import dataset_labels, training_counts
 from lpt_mmpretrain.evaluation import LongTailAccuracy
 
-__all__ = ['load_config', 'build_untrained_model', 'counts_from_config']
+__all__ = [
+    'load_config', 'build_untrained_model', 'counts_from_config',
+    'split_label_counts'
+]
 
 
 def load_config(config: Union[str, Config],
@@ -36,19 +41,36 @@ def build_untrained_model(config: Union[str, Config],
     return MODELS.build(model_cfg)
 
 
+def _annotations_only(dataset_cfg) -> object:
+    """Build a data set config (wrappers too) without its pipelines."""
+    dataset_cfg = dataset_cfg.to_dict() if hasattr(
+        dataset_cfg, 'to_dict') else dict(dataset_cfg)
+
+    def strip(cfg):
+        if 'pipeline' in cfg:
+            cfg['pipeline'] = []
+        if isinstance(cfg.get('dataset'), dict):
+            strip(cfg['dataset'])
+        for sub in cfg.get('datasets') or []:
+            strip(sub)
+
+    strip(dataset_cfg)
+    return DATASETS.build(dataset_cfg)
+
+
 def counts_from_config(
     config: str,
     cfg_options: Optional[dict] = None
 ) -> Tuple[List[int], Optional[List[str]], Optional[Tuple[int, int, bool]]]:
     """Training class counts, class names and shot thresholds of a config.
 
-    The config's training data set is built without its pipeline and its
-    ``metainfo['cls_num_list']`` read; the thresholds are those of its
-    ``LongTailAccuracy`` test evaluator.
+    The config's training data set is built without its pipeline and
+    counted by :func:`~lpt_mmpretrain.datasets.training_counts` (its
+    ``metainfo['cls_num_list']``, else its labels: any MMPretrain data set);
+    the thresholds are those of its ``LongTailAccuracy`` test evaluator.
 
     Args:
-        config (str): A config whose ``train_dataloader`` holds a
-            long-tailed data set.
+        config (str): A config with a ``train_dataloader``.
         cfg_options (dict, optional): Overrides merged into the config.
 
     Returns:
@@ -57,16 +79,8 @@ def counts_from_config(
         ``LongTailAccuracy``.
     """
     cfg = load_config(config, cfg_options)
-    dataset_cfg = cfg.train_dataloader.dataset.to_dict()
-    dataset_cfg['pipeline'] = []  # only the annotations are needed
-    dataset = DATASETS.build(dataset_cfg)
-    counts = dataset.metainfo.get('cls_num_list')
-    if counts is None:
-        raise ValueError(
-            f'The training data set of {config} ({type(dataset).__name__}) '
-            "has no metainfo['cls_num_list']: use a long-tailed data set or "
-            'give the counts with --counts.')
-    classes = dataset.metainfo.get('classes')
+    counts, classes = training_counts(
+        _annotations_only(cfg.train_dataloader.dataset))
 
     thresholds = None
     evaluators = cfg.get('test_evaluator', None)
@@ -80,3 +94,15 @@ def counts_from_config(
             break
     return ([int(c) for c in counts],
             list(classes) if classes is not None else None, thresholds)
+
+
+def split_label_counts(config: Union[str, Config],
+                       split: str = 'test_dataloader',
+                       cfg_options: Optional[dict] = None) -> List[int]:
+    """Images per class of an evaluated split of a config (its labels,
+    counted over the training classes' number)."""
+    cfg = load_config(config, cfg_options)
+    counts, _ = counts_from_config(cfg)[:2]
+    dataset = _annotations_only(cfg[split].dataset)
+    labels = dataset_labels(dataset)
+    return np.bincount(labels, minlength=len(counts)).tolist()

@@ -8,6 +8,7 @@ import matplotlib
 
 matplotlib.use('Agg')  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
 
 from lpt_mmpretrain.evaluation import GROUPS  # noqa: E402
@@ -138,7 +139,8 @@ def plot_class_counts(counts: Sequence[int],
                       out: str,
                       thresholds: Optional[Tuple[int, int, bool]] = None,
                       classes: Optional[Sequence[str]] = None,
-                      title: Optional[str] = None) -> None:
+                      title: Optional[str] = None,
+                      log_scale: bool = False) -> None:
     """Bar chart of the training class counts, sorted from head to tail.
 
     Args:
@@ -149,6 +151,9 @@ def plot_class_counts(counts: Sequence[int],
         classes (Sequence[str], optional): Class names for the x ticks
             (used up to 50 classes). Defaults to None.
         title (str, optional): Figure title. Defaults to None.
+        log_scale (bool): A log count axis labelled in plain numbers, and
+            the groups' spans shaded, whatever the number of classes.
+            Defaults to False (log only above 50 classes).
     """
     counts = np.asarray(counts)
     order = np.argsort(-counts, kind='stable')
@@ -188,6 +193,23 @@ def plot_class_counts(counts: Sequence[int],
         ax.bar(x, sorted_counts, color=colors, width=1.0, linewidth=0)
         ax.set_yscale('log')
         ax.set_xlabel('class rank (sorted by training count)')
+    if log_scale:
+        ax.set_yscale('log')
+        ax.yaxis.set_major_locator(
+            matplotlib.ticker.LogLocator(base=10, subs=(1., 2., 5.)))
+        plain = matplotlib.ticker.FuncFormatter(lambda v, _: f'{v:g}')
+        ax.yaxis.set_major_formatter(plain)
+        ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        if thresholds is not None:
+            for g in GROUPS:
+                where = np.flatnonzero(masks[g])
+                if where.size:
+                    ax.axvspan(
+                        where[0] - 0.5,
+                        where[-1] + 0.5,
+                        color=group_colors[g],
+                        alpha=0.12,
+                        lw=0)
     ax.set_ylabel('training images')
     ratio = counts.max() / max(counts.min(), 1)
     ax.set_title(title or f'Training split: {len(counts)} classes, '

@@ -9,6 +9,7 @@ from torch.utils.data import Sampler
 from ...checks import check_int
 from ...structures.dual_stream import STREAM_CB, STREAM_IB
 from ..class_counts import check_class_counts, count_labels
+from ..training_counts import dataset_labels
 
 __all__ = ['DualClassBalancedSampler']
 
@@ -50,8 +51,10 @@ class DualClassBalancedSampler(Sampler):
 
     Args:
         dataset (Sized): The data set. It must declare
-            ``accepts_stream_index = True`` and provide ``get_gt_labels()``
-            or ``get_cat_ids(idx)``.
+            ``accepts_stream_index = True`` (``ResumableEpochBasedTrainLoop``
+            wraps any other data set in a ``StreamIndexDataset``) and provide
+            ``get_gt_labels()``, ``get_data_info(idx)`` or
+            ``get_cat_ids(idx)``.
         batch_size (int, optional): Images per stream per iteration on this
             rank (the loader's batch is twice this). Must be divisible by
             ``num_samples_cls``. Defaults to None: ``DualStreamBatchSampler``
@@ -76,9 +79,11 @@ class DualClassBalancedSampler(Sampler):
             raise TypeError(
                 f'DualClassBalancedSampler yields `(index, stream)` tuples, '
                 f'but the data set {type(dataset).__name__} does not declare '
-                '`accepts_stream_index = True`. Use a data set built on '
-                'lpt_mmpretrain.datasets.LongTailMixin (whose __getitem__ '
-                'accepts such tuples), or another sampler.')
+                '`accepts_stream_index = True`. Train with '
+                "train_cfg=dict(type='ResumableEpochBasedTrainLoop', ...) "
+                '(the configs\' default; it wraps any data set in a '
+                'StreamIndexDataset), or wrap it yourself: '
+                "dataset=dict(type='StreamIndexDataset', dataset=...).")
         check_int('num_samples_cls', num_samples_cls)
 
         self.dataset = dataset
@@ -148,31 +153,7 @@ class DualClassBalancedSampler(Sampler):
     @staticmethod
     def _get_labels(dataset: Sized) -> np.ndarray:
         """The (N,) integer label of every image."""
-        if hasattr(dataset, 'get_gt_labels'):
-            labels = np.asarray(dataset.get_gt_labels())
-        elif hasattr(dataset, 'get_cat_ids'):
-            cat_ids = [dataset.get_cat_ids(i) for i in range(len(dataset))]
-            if any(len(ids) != 1 for ids in cat_ids):
-                raise ValueError(
-                    'DualClassBalancedSampler needs exactly one label per '
-                    'image, but `get_cat_ids` returned several or none for '
-                    'some images (multi-label data is not supported).')
-            labels = np.asarray([ids[0] for ids in cat_ids])
-        else:
-            raise TypeError(
-                f'The data set {type(dataset).__name__} has neither '
-                '`get_gt_labels()` nor `get_cat_ids(idx)`; the sampler needs '
-                'the label of every image.')
-        if labels.ndim != 1 or len(labels) != len(dataset):
-            raise ValueError(
-                f'Expected one label per image ({len(dataset)} labels), got '
-                f'labels of shape {labels.shape}.')
-        if labels.size == 0:
-            raise ValueError('The data set is empty.')
-        if not np.issubdtype(labels.dtype, np.integer):
-            raise ValueError(
-                f'Labels must be integers, got dtype {labels.dtype}.')
-        return labels.astype(np.int64)
+        return dataset_labels(dataset)
 
     @staticmethod
     def _get_num_classes(dataset: Sized, labels: np.ndarray) -> int:

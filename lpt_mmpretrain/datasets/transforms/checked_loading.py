@@ -149,7 +149,11 @@ class CheckedLoadImageFromFile(LoadImageFromFile):
         self.num_skipped = 0
 
     def transform(self, results: dict) -> Optional[dict]:
-        """Load the image of ``results['img_path']``."""
+        """Load the image of ``results['img_path']``; results that hold an
+        image already and no path pass through (MMPretrain's inferencers
+        load the image themselves and drop only ``LoadImageFromFile``)."""
+        if 'img_path' not in results and 'img' in results:
+            return results
         path = results['img_path']
         try:
             img = decode_image(path, self.imdecode_backend, self.color_type,

@@ -20,6 +20,10 @@ only where a probe of the installed stack finds it needed:
   :func:`~.mmpretrain_tools.adapt_cfg_to_host` (``CPUAmpOptimWrapper`` where
   MMEngine's ``AmpOptimWrapper`` cannot be built, ``persistent_workers``
   off where torch refuses it without workers).
+- :mod:`.visualization`: MMPretrain's packaged ``browse_dataset.py`` and
+  ``vis_tsne.py`` on matplotlib >= 3.11 / scikit-learn >= 1.7
+  (:func:`~.visualization.install_tool_fixes`, applied by
+  :mod:`.installed`).
 - :mod:`.dist`: ``launcher='pytorch' | 'slurm' | 'mpi'`` on machines without
   an accelerator (gloo process group, CPU DDP); MMEngine's path calls CUDA.
 
@@ -29,16 +33,17 @@ and ``CPUAmpOptimWrapper`` (:mod:`.optimizers`).
 """
 from typing import Optional, Tuple
 
-from . import checkpoint, dist, mmpretrain_tools
+from . import checkpoint, dist, mmpretrain_tools, visualization
 from .checkpoint import *  # noqa: F401,F403
 from .checkpoint import install_safe_loading, mmengine_loads_safely
 from .dist import *  # noqa: F401,F403
 from .mmpretrain_tools import *  # noqa: F401,F403
 from .optimizers import *  # noqa: F401,F403
 from .optimizers import cpu_amp_optimizer_wrapper
+from .visualization import *  # noqa: F401,F403
 
 __all__ = ['install'] + [
-    name for module in (checkpoint, dist, mmpretrain_tools,
+    name for module in (checkpoint, dist, mmpretrain_tools, visualization,
                         cpu_amp_optimizer_wrapper) for name in module.__all__
 ]
 

@@ -1,15 +1,20 @@
 """An epoch-based training loop that stops between iterations and resumes
 in the middle of an epoch."""
 import contextlib
+import copy
 import itertools
 from typing import Iterator, Sized
 
 import torch.nn as nn
 from mmengine.logging import print_log
 from mmengine.runner import EpochBasedTrainLoop
-from mmpretrain.registry import LOOPS
+from mmpretrain.registry import DATA_SAMPLERS, DATASETS, LOOPS
 
-__all__ = ['ResumableEpochBasedTrainLoop']
+from ...datasets.data_checks import check_dataset_paths
+from ...datasets.samplers import DualClassBalancedSampler
+from ...datasets.stream_index_dataset import with_stream_index
+
+__all__ = ['ResumableEpochBasedTrainLoop', 'streamed_dataloader_cfg']
 
 
 class _SkipFirst:
@@ -53,6 +58,28 @@ def _batches_from(dataloader, start: int):
         yield itertools.islice(enumerate(dataloader), start, None)
 
 
+def streamed_dataloader_cfg(dataloader):
+    """``dataloader`` (a config dict or a DataLoader); a config whose sampler
+    is ``DualClassBalancedSampler`` gets its data set built, checked
+    (:func:`check_dataset_paths`) and wrapped by :func:`with_stream_index`.
+    """
+    if not isinstance(dataloader, dict):
+        return dataloader
+    sampler = dataloader.get('sampler') or {}
+    sampler_type = sampler.get('type') if isinstance(sampler, dict) else None
+    if isinstance(sampler_type, str):
+        sampler_type = DATA_SAMPLERS.get(sampler_type)
+    dataset = dataloader.get('dataset')
+    if not (isinstance(sampler_type, type)
+            and issubclass(sampler_type, DualClassBalancedSampler)
+            and isinstance(dataset, dict)):
+        return dataloader
+    check_dataset_paths(dataset, 'train_dataloader.dataset')
+    dataloader = copy.copy(dataloader)
+    dataloader['dataset'] = with_stream_index(DATASETS.build(dataset))
+    return dataloader
+
+
 @LOOPS.register_module()
 class ResumableEpochBasedTrainLoop(EpochBasedTrainLoop):
     """MMEngine's ``EpochBasedTrainLoop`` that resumes mid-epoch exactly and
@@ -74,13 +101,28 @@ class ResumableEpochBasedTrainLoop(EpochBasedTrainLoop):
       the epoch: an unfinished epoch gets no ``after_train_epoch`` and no
       validation; ``after_train`` runs.
 
-    Args: those of ``EpochBasedTrainLoop`` (``max_epochs``, ``val_begin``,
-    ``val_interval``, ``dynamic_intervals``).
+    - **Any data set with the dual sampler.** When the loader's sampler is
+      ``DualClassBalancedSampler`` and the data set does not take its
+      ``(index, stream)`` indices itself (MMPretrain's ``CustomDataset``,
+      ``ImageNet``, MMEngine's ``ConcatDataset``, ...), the loop builds the
+      data set and puts a ``StreamIndexDataset`` around it: configs keep
+      their data set unchanged.
+
+    Args: those of ``EpochBasedTrainLoop`` (``runner``, ``dataloader``,
+    ``max_epochs``, ``val_begin``, ``val_interval``, ``dynamic_intervals``).
 
     Examples:
         >>> train_cfg = dict(type='ResumableEpochBasedTrainLoop',
         ...                  max_epochs=90, val_interval=5)
     """
+
+    def __init__(self, runner, dataloader, *args, **kwargs) -> None:
+        # The val / test data too, before the training data is built.
+        for split in ('val_dataloader', 'test_dataloader'):
+            loader = getattr(runner, 'cfg', {}).get(split) or {}
+            check_dataset_paths(loader.get('dataset'), f'{split}.dataset')
+        super().__init__(runner, streamed_dataloader_cfg(dataloader), *args,
+                         **kwargs)
 
     def run(self) -> nn.Module:
         """Launch training, from the resumed iteration on."""
