@@ -27,7 +27,6 @@ images that pick each entry.
 """
 import argparse
 import ast
-import glob
 import json
 import os.path as osp
 import sys
@@ -40,9 +39,10 @@ sys.path.insert(0, osp.dirname(TOOLS))
 sys.path.append(TOOLS)
 from lpt_mmpretrain.evaluation import shot_group_masks  # noqa: E402
 from lpt_tools.configs import counts_from_config  # noqa: E402
-from lpt_tools.study import (format_grid, parse_variant,  # noqa: E402
-                             pool_usage, run_dir, run_grid, selection_purity,
-                             summarise_grid)
+from lpt_tools.demo_steps import last_checkpoint  # noqa: E402
+from lpt_tools.study import parse_variant  # noqa: E402
+from lpt_tools.study import (format_grid, pool_usage, run_dir, run_grid,
+                             selection_purity, summarise_grid)
 
 METRICS = ('long_tail/top1', 'long_tail/many', 'long_tail/medium',
            'long_tail/few')
@@ -66,13 +66,16 @@ def grid(args) -> dict:
         if not args.ref:
             raise SystemExit('--plot draws the differences to --ref: give it.')
         from lpt_tools.plots import plot_grid
-        rows = [r for r in rows if r['name'] != args.ref and
-                'd_long_tail/top1' in r]
-        plot_grid([r['name'] for r in rows], {
-            f'{m.split("/")[1]} - {args.ref}': [r[f'd_{m}'] for r in rows]
-            for m in ('long_tail/top1', 'long_tail/few')
-        }, args.plot, 'val points (mean ± std over seeds, paired)',
-                  f'Variants against {args.ref}, seeds {args.seeds}')
+        rows = [
+            r for r in rows
+            if r['name'] != args.ref and 'd_long_tail/top1' in r
+        ]
+        plot_grid(
+            [r['name'] for r in rows], {
+                f'{m.split("/")[1]} - {args.ref}': [r[f'd_{m}'] for r in rows]
+                for m in ('long_tail/top1', 'long_tail/few')
+            }, args.plot, 'val points (mean ± std over seeds, paired)',
+            f'Variants against {args.ref}, seeds {args.seeds}')
         print(f'wrote {args.plot}')
     return results
 
@@ -86,14 +89,12 @@ def pool(args) -> dict:
     stats, share = [], None
     for seed in args.seeds:
         work_dir = run_dir(args.root, args.name, seed)
-        ckpts = sorted(
-            glob.glob(osp.join(work_dir, 'epoch_*.pth')),
-            key=lambda p: int(p.split('_')[-1][:-4]))
-        if not ckpts:
+        if not osp.isfile(osp.join(work_dir, 'last_checkpoint')):
             raise FileNotFoundError(
-                f'{work_dir} has no epoch_N.pth: run `grid` first.')
+                f'{work_dir} holds no finished training run: run `grid` '
+                f'with the variant {args.name} first.')
         options = {k: literal(v) for k, v in args.options}
-        use = pool_usage(args.config, ckpts[-1], options)
+        use = pool_usage(args.config, last_checkpoint(work_dir), options)
         top1, labels = use['picks'][:, 0], use['labels']
         off = use['key_cos'][~np.eye(use['pool_size'], dtype=bool)]
         stats.append(
@@ -103,11 +104,15 @@ def pool(args) -> dict:
                 top1_picked=len(np.unique(top1)),
                 pool_size=use['pool_size'],
                 nmi_class=selection_purity(top1, labels),
+                # the same with the picks shuffled: the score of chance
+                nmi_class_chance=selection_purity(
+                    np.random.RandomState(seed).permutation(top1), labels),
                 nmi_tens=selection_purity(top1, labels // 10),
                 nmi_units=selection_purity(top1, labels % 10),
                 nmi_group=selection_purity(top1, group[labels]),
                 key_cos_mean=float(off.mean()),
-                key_cos_max=float(off.max())))
+                key_cos_max=float(off.max()),
+                key_pairs_cos_above_09=int((off > 0.9).sum()) // 2))
         if share is None:  # the figure: the first seed
             share = np.zeros((len(counts), use['pool_size']))
             np.add.at(share, (labels, top1), 1)
