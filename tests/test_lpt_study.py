@@ -6,6 +6,7 @@ import json
 import numpy as np
 import pytest
 from conftest import REPO_ROOT, load_tool  # noqa: F401  (adds tools/)
+
 from lpt_tools import study
 from lpt_tools.plots import plot_grid, plot_pool_selection
 
@@ -13,8 +14,8 @@ PNG_SIGNATURE = b'\x89PNG\r\n\x1a\n'
 
 
 def test_parse_variant():
-    assert study.parse_variant(['a', 'c.py', 'x.y=1']) == ('a', 'c.py',
-                                                          ['x.y=1'])
+    assert study.parse_variant(['a', 'c.py',
+                                'x.y=1']) == ('a', 'c.py', ['x.y=1'])
     with pytest.raises(ValueError, match='NAME CONFIG'):
         study.parse_variant(['c.py'])
     with pytest.raises(ValueError, match='KEY=VALUE'):
@@ -23,8 +24,7 @@ def test_parse_variant():
 
 def test_expand_options():
     out = study.expand_options(
-        ['model.phase1_checkpoint={root}/p1/seed_{seed}', 'epochs=4'], '/r',
-        3)
+        ['model.phase1_checkpoint={root}/p1/seed_{seed}', 'epochs=4'], '/r', 3)
     assert out == [
         'train_cfg.val_interval=1000', 'model.phase1_checkpoint=/r/p1/seed_3',
         'train_cfg.max_epochs=4', 'param_scheduler.1.T_max=3',
@@ -51,8 +51,12 @@ def _fake_run(work_dir, top1, few):
 
 
 def test_grid_reads_finished_runs_and_summarises(tmp_path, capsys):
-    values = {('a', 0): (10, 5), ('a', 1): (12, 7), ('b', 0): (11, 8),
-              ('b', 1): (14, 8)}
+    values = {
+        ('a', 0): (10, 5),
+        ('a', 1): (12, 7),
+        ('b', 0): (11, 8),
+        ('b', 1): (14, 8)
+    }
     for (name, seed), (top1, few) in values.items():
         _fake_run(tmp_path / name / f'seed_{seed}', top1, few)
     variants = [('a', 'no_such.py', []), ('b', 'no_such.py', ['x=1'])]

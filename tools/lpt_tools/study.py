@@ -55,7 +55,8 @@ def expand_options(options: Sequence[str], root: str, seed: int) -> List[str]:
                 raise ValueError(f'epochs={n}: the schedule needs >= 2 '
                                  '(one warm-up epoch, then cosine).')
             out += [
-                f'train_cfg.max_epochs={n}', f'param_scheduler.1.T_max={n - 1}',
+                f'train_cfg.max_epochs={n}',
+                f'param_scheduler.1.T_max={n - 1}',
                 f'param_scheduler.1.end={n}'
             ]
         else:
@@ -125,13 +126,14 @@ def summarise_grid(results: Dict[str, Dict[int, dict]],
                 common = [s for s in row['seeds'] if s in results[ref]]
                 diff = np.array(
                     [by_seed[s][m] - results[ref][s][m] for s in common])
-                row[f'd_{m}'] = (diff.mean(), diff.std(ddof=1)
-                                 if len(diff) > 1 else 0.)
+                row[f'd_{m}'] = (diff.mean(),
+                                 diff.std(ddof=1) if len(diff) > 1 else 0.)
         rows.append(row)
     return rows
 
 
-def format_grid(rows: List[dict], metrics: Sequence[str],
+def format_grid(rows: List[dict],
+                metrics: Sequence[str],
                 ref: str = None) -> str:
     """A markdown table: mean +- std, and the paired difference to ``ref``."""
     from .tables import format_table
