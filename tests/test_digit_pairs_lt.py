@@ -9,7 +9,7 @@ from lpt_mmpretrain.datasets import (DigitPairsLT, DigitsLT, compose_digits,
 
 @pytest.fixture(scope='module')
 def pairs():
-    return {s: DigitPairsLT(split=s) for s in ('train', 'test')}
+    return {s: DigitPairsLT(split=s) for s in ('train', 'val', 'test')}
 
 
 def _sources(dataset):
@@ -19,14 +19,16 @@ def _sources(dataset):
 
 
 def test_counts_and_labels(pairs):
-    train, test = pairs['train'], pairs['test']
+    train = pairs['train']
     counts = train.cls_num_list
     assert sorted(counts, reverse=True) == exponential_profile(40, 100, 20)
     assert counts != sorted(counts, reverse=True)  # order shuffled
-    assert test.cls_num_list == counts
     np.testing.assert_array_equal(np.bincount(train.get_gt_labels()), counts)
-    np.testing.assert_array_equal(
-        np.bincount(test.get_gt_labels(), minlength=100), [10] * 100)
+    for split in ('val', 'test'):
+        assert pairs[split].cls_num_list == counts
+        np.testing.assert_array_equal(
+            np.bincount(pairs[split].get_gt_labels(), minlength=100),
+            [10] * 100)
     assert train.CLASSES[7] == '07' and len(train.CLASSES) == 100
     target = load_digits().target
     for d in pairs.values():
@@ -46,12 +48,14 @@ def test_images_are_the_two_digits(pairs):
 
 
 def test_no_image_shared_between_splits(pairs):
-    train = {i for p in _sources(pairs['train']) for i in p}
-    test = {i for p in _sources(pairs['test']) for i in p}
+    images = {s: {i for p in _sources(d) for i in p} for s, d in pairs.items()}
     pretrain_set = DigitsLT(split='pretrain')  # built once, not per image
-    pretrain = set(
+    images['pretrain'] = set(
         pretrain_set.get_data_info(i)['source_idx'] for i in range(600))
-    assert not train & test and not train & pretrain and not test & pretrain
+    names = sorted(images)
+    for a in names:
+        for b in names:
+            assert a == b or not images[a] & images[b], (a, b)
     for d in pairs.values():  # pairs are distinct
         sources = _sources(d)
         assert len(set(sources)) == len(sources)
@@ -64,6 +68,16 @@ def test_built_from_registry_and_deterministic(pairs):
     assert _sources(other) != _sources(pairs['test'])
 
 
+def test_test_split_kept_and_independent_of_val(pairs):
+    # The test pairs of the releases before the val split existed.
+    test = _sources(pairs['test'])
+    assert test[:3] == [(178, 1128), (178, 1077), (1106, 55)]
+    assert _sources(DigitPairsLT(split='test', num_val_per_class=5)) == test
+    small_val = DigitPairsLT(split='val', num_val_per_class=5)
+    train = {i for p in _sources(pairs['train']) for i in p}
+    assert not {i for p in _sources(small_val) for i in p} & train
+
+
 def test_bad_arguments():
     with pytest.raises(ValueError, match='split'):
         DigitPairsLT(split='pretrain')
@@ -73,3 +87,7 @@ def test_bad_arguments():
         DigitPairsLT(split='test', num_test_pairs_per_class=1000)
     with pytest.raises(ValueError, match='no training image'):
         DigitPairsLT(max_per_class=2, imbalance_ratio=10)
+    with pytest.raises(ValueError, match='num_val_per_class'):
+        DigitPairsLT(num_val_per_class=0)
+    with pytest.raises(ValueError, match='num_val_per_class=200'):
+        DigitPairsLT(num_val_per_class=200)

@@ -6,7 +6,9 @@
 For every seed, through ``tools/train.py`` / ``tools/test.py`` and the
 configs of ``configs/lpt/``: a linear-probe baseline, LPT phase 1 and phase
 2 on the frozen, shipped tiny-ViT stand-in, then ``tools/test.py`` on the
-balanced test split and ``tools/analysis_tools/plot_per_class.py``. Metrics
+balanced test split and ``tools/analysis_tools/plot_per_class.py``. Training
+validates on the val split (its own digit images), where the recipe was
+chosen (``docs/demo_study.md``). Metrics
 are read from MMEngine's JSON files (:mod:`lpt_tools.results`);
 each child's output goes to ``WORK_DIR/logs/``; one line shows the overall
 progress. ``--jobs`` runs independent steps side by side (the results do not
@@ -231,7 +233,9 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     progress.show(final=True)
     wall = time.monotonic() - progress.start
     text = (f'{tables(runs)}\n\nDigitPairsLT: {groups_note(MODELS[1][2])}. '
-            f'Test split: 10 pairs per class (top-1 = class mean). Wall '
+            f'Test split: 10 pairs per class (top-1 = class mean), read '
+            'only here; the recipe was chosen on the val split '
+            f'(docs/demo_study.md). Wall '
             f'time {clock(wall)}{mode}.\n')
     results = dict(
         dataset='DigitPairsLT',

@@ -34,25 +34,29 @@ class DigitPairsLT(LongTailMixin, BaseDataset):
     Class ``c`` gets ``n = exponential_profile(max_per_class, 100,
     imbalance_ratio)[rank[c]]`` training pairs, with ``rank`` a permutation
     drawn with ``seed`` so that the frequency of a class does not follow its
-    digits. The test split has ``num_test_pairs_per_class`` pairs per class.
+    digits. The val and test splits have ``num_test_pairs_per_class`` pairs
+    per class.
     Every split stores the training counts in ``metainfo['cls_num_list']``.
     Samples hold ``img`` (uint8, (``img_size``, ``img_size``, 3)),
     ``gt_label`` and ``source_idx`` (the two images' indices in
     ``load_digits()``).
 
     Args:
-        split (str): 'train' or 'test'. Defaults to 'train'.
+        split (str): 'train', 'val' or 'test'. Defaults to 'train'.
         max_per_class (int): Training pairs of the most frequent class.
             Defaults to 40.
         imbalance_ratio (float): Head count / tail count of the training
             split. Defaults to 20 (tail classes get 2 pairs).
-        num_test_pairs_per_class (int): Test pairs per class. Defaults to
-            10.
+        num_test_pairs_per_class (int): Val and test pairs per class.
+            Defaults to 10.
         img_size (int): Side of the images. Defaults to 32.
         num_test_per_class (int): Digit images per digit reserved for the
             test pairs (DigitsLT's test split). Defaults to 30.
         num_pretrain_per_class (int): Digit images per digit left out for
             pretraining (DigitsLT's pretrain split). Defaults to 60.
+        num_val_per_class (int): Digit images per digit reserved for the
+            validation pairs, taken from the images left for training.
+            Defaults to 20.
         seed (int): Seed of the digit partition, the class ranks and the
             pairing. Defaults to 0.
         interpolation (str): Interpolation of ``mmcv.imresize``.
@@ -65,7 +69,8 @@ class DigitPairsLT(LongTailMixin, BaseDataset):
     """
 
     METAINFO = {'classes': tuple(f'{i:02d}' for i in range(100))}
-    splits = ('train', 'test')
+    # The order fixes each split's generator: keep 'train', 'test' first.
+    splits = ('train', 'test', 'val')
 
     def __init__(self,
                  split: str = 'train',
@@ -75,6 +80,7 @@ class DigitPairsLT(LongTailMixin, BaseDataset):
                  img_size: int = 32,
                  num_test_per_class: int = 30,
                  num_pretrain_per_class: int = 60,
+                 num_val_per_class: int = 20,
                  seed: int = 0,
                  interpolation: str = 'bilinear',
                  metainfo: Optional[dict] = None,
@@ -91,6 +97,12 @@ class DigitPairsLT(LongTailMixin, BaseDataset):
                 'DigitPairsLT: max_per_class and num_test_pairs_per_class '
                 f'must be >= 1, got {max_per_class} and '
                 f'{num_test_pairs_per_class}.')
+        if int(num_val_per_class) != num_val_per_class or \
+                num_val_per_class < 1:
+            raise ValueError(
+                'DigitPairsLT: num_val_per_class must be an int >= 1 (digit '
+                'images per digit for the val split), got '
+                f'{num_val_per_class}.')
         if int(img_size) != img_size or img_size < 2:
             raise ValueError('DigitPairsLT: img_size must be an int >= 2, '
                              f'got {img_size}.')
@@ -101,6 +113,7 @@ class DigitPairsLT(LongTailMixin, BaseDataset):
         self.img_size = int(img_size)
         self.num_test_per_class = num_test_per_class
         self.num_pretrain_per_class = num_pretrain_per_class
+        self.num_val_per_class = int(num_val_per_class)
         self.seed = seed
         self.interpolation = interpolation
         super().__init__(
@@ -148,8 +161,17 @@ class DigitPairsLT(LongTailMixin, BaseDataset):
             source=f'the profile exponential_profile('
             f'{self.max_per_class}, 100, {self.imbalance_ratio})')
 
-        pool = parts['rest'] if self.split == 'train' else parts['test']
-        # Train and test draw from their own generators, so each split is
+        nval = self.num_val_per_class
+        if any(len(rest) <= nval for rest in parts['rest']):
+            raise ValueError(
+                f'DigitPairsLT: num_val_per_class={nval} leaves no training '
+                'image for some digit; lower it or num_test_per_class / '
+                'num_pretrain_per_class.')
+        pool = dict(
+            train=[rest[nval:] for rest in parts['rest']],
+            val=[rest[:nval] for rest in parts['rest']],
+            test=parts['test'])[self.split]
+        # Every split draws from its own generator, so each split is
         # the same whichever is built first.
         rng = np.random.RandomState([self.seed, self.splits.index(self.split)])
         data_list = []

@@ -2,7 +2,7 @@
 the training class counts from head to tail (matplotlib, Agg backend)."""
 import os
 import os.path as osp
-from typing import Optional, Sequence, Tuple
+from typing import Dict, Optional, Sequence, Tuple
 
 import matplotlib
 
@@ -14,7 +14,10 @@ import numpy as np  # noqa: E402
 from lpt_mmpretrain.evaluation import GROUPS  # noqa: E402
 from lpt_mmpretrain.evaluation import shot_group_convention, shot_group_masks
 
-__all__ = ['plot_accuracy_vs_count', 'plot_class_counts']
+__all__ = [
+    'plot_accuracy_vs_count', 'plot_class_counts', 'plot_pool_selection',
+    'plot_grid'
+]
 
 # Class-by-class lines are readable up to about this many classes; above it
 # every class is a dot and a moving average is drawn through them.
@@ -217,6 +220,71 @@ def plot_class_counts(counts: Sequence[int],
     if handles:
         ax.legend(handles=handles, loc='upper right', fontsize=9)
     ax.grid(True, axis='y', alpha=0.3)
+    fig.tight_layout()
+    _save(fig, out)
+
+
+def plot_pool_selection(share: np.ndarray,
+                        out: str,
+                        title: Optional[str] = None) -> None:
+    """Which pool entry each class's images pick first.
+
+    Args:
+        share (np.ndarray): (num_classes, pool_size), row c the share of
+            class c's images whose top-1 pick is each entry. Classes stay
+            in label order ('00' .. '99' for DigitPairsLT: rows of equal
+            tens digit are neighbours, lines every 10 rows).
+        out (str): The PNG file.
+        title (str, optional): The title.
+    """
+    num_classes, pool_size = share.shape
+    fig, ax = plt.subplots(figsize=(5.5, 7), dpi=120)
+    image = ax.imshow(
+        share,
+        aspect='auto',
+        cmap='Greys',
+        vmin=0,
+        vmax=1,
+        interpolation='nearest')
+    if num_classes % 10 == 0:
+        for y in range(10, num_classes, 10):
+            ax.axhline(y - 0.5, color='tab:red', lw=0.5)
+        ax.set_yticks(range(0, num_classes, 10))
+    ax.set_xticks(range(pool_size))
+    ax.set_xlabel('pool entry (top-1 pick)')
+    ax.set_ylabel('class (label order)')
+    fig.colorbar(image, ax=ax, label="share of the class's images")
+    ax.set_title(title or 'Pool selection per class')
+    fig.tight_layout()
+    _save(fig, out)
+
+
+def plot_grid(names: Sequence[str],
+              values: Dict[str, Sequence[Tuple[float, float]]],
+              out: str,
+              ylabel: str,
+              title: Optional[str] = None) -> None:
+    """Grouped bars with error bars: one group per variant, one bar per
+    metric (mean, spread); the legend sits outside the axes."""
+    fig, ax = plt.subplots(figsize=(8, 4), dpi=120)
+    width = 0.8 / max(len(values), 1)
+    x = np.arange(len(names))
+    for i, (metric, pairs) in enumerate(values.items()):
+        mean = [m for m, _ in pairs]
+        spread = [s for _, s in pairs]
+        ax.bar(
+            x + (i - (len(values) - 1) / 2) * width,
+            mean,
+            width,
+            yerr=spread,
+            capsize=3,
+            label=metric)
+    ax.set_xticks(x, names, rotation=30, ha='right')
+    ax.set_ylabel(ylabel)
+    ax.axhline(0, color='black', lw=0.6)
+    ax.grid(True, axis='y', alpha=0.3)
+    ax.legend(loc='upper left', bbox_to_anchor=(1.01, 1), fontsize=9)
+    ax.set_title(title or '')
     fig.tight_layout()
     _save(fig, out)
 
