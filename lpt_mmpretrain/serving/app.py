@@ -99,11 +99,14 @@ class MultiTaskServer:
             threads: Optional[int] = None) -> None:
         import torch
         from mmengine.config import Config
+        from mmengine.logging import MMLogger
 
         import lpt_mmpretrain  # noqa: F401  (registers, safe loading)
         from ..apis import MultiTaskInferencer
         if threads:
             torch.set_num_threads(threads)
+        # MMEngine's per-tensor init / load notes: not in a server's log
+        MMLogger.get_current_instance().setLevel(logging.WARNING)
         cfg = Config.fromfile(config)
         inferencer = MultiTaskInferencer(
             config,
@@ -336,6 +339,10 @@ class MultiTaskServer:
         except (ServingError, ImageRejected) as err:
             self._metrics['errors'][err.status] += 1
             return _error(err)
+        except Exception as err:  # a bug: answer in JSON, keep serving
+            logger.exception('LPT server: predict %s failed', task)
+            self._metrics['errors'][500] += 1
+            return _error(ServingError(500, f'{type(err).__name__}: {err}'))
         out = _jsonable(result, scores)
         out['batch'] = result['batch']
         return out
@@ -362,5 +369,7 @@ def build_app(config: str,
     batch = kwargs.get('max_batch_size', DEFAULTS['max_batch_size'])
     return MultiTaskServer.options(
         max_ongoing_requests=max_ongoing_requests or max(64, 4 * batch),
+        # a task that does not fit fails the same way every time
+        max_constructor_retry_count=1,
         ray_actor_options=dict(num_cpus=num_cpus, num_gpus=num_gpus)).bind(
             config, dict(tasks), **kwargs)

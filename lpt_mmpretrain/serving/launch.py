@@ -75,10 +75,16 @@ def serve_forever(config: str,
         configure_logging=False)
     try:
         serve.start(http_options=dict(host=host, port=port))
-        serve.run(
-            build_app(config, tasks, **server_kwargs),
-            name=APP_NAME,
-            route_prefix='/')
+        try:
+            serve.run(
+                build_app(config, tasks, **server_kwargs),
+                name=APP_NAME,
+                route_prefix='/')
+        except RuntimeError as err:  # the replica's own error is logged
+            raise RuntimeError(
+                f'The server did not start ({err}). The replica\'s error is '
+                'in the log above (e.g. "--tasks NAME=FILE: ... does not fit '
+                'this server: ..."): fix that task or leave it out.') from None
         print(
             f'LPT multi-task server ready at http://{host}:{port} '
             f'(tasks: {", ".join(tasks)}); Ctrl-C stops it.',

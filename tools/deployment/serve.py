@@ -90,7 +90,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
             max_image_pixels=args.max_image_pixels,
             device=args.device,
             threads=args.threads)
-    except (FileNotFoundError, ValueError) as err:
+    except (FileNotFoundError, ValueError, RuntimeError) as err:
         sys.exit(f'serve.py: {err}')
 
 
