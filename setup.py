@@ -89,6 +89,10 @@ setup(
         ],
         # ONNX export (tools/deployment/pytorch2onnx.py) and ONNX Runtime.
         'deploy': ['onnx', 'onnxscript', 'onnxruntime'],
+        # The multi-task HTTP server (tools/deployment/serve.py,
+        # docs/serving.md): Ray Serve (FastAPI), multipart uploads, Pillow's
+        # checks of uploaded images.
+        'serve': ['ray[serve]>=2.60,<3', 'python-multipart', 'Pillow'],
         # imdecode_backend='turbojpeg' (also needs the system libturbojpeg;
         # PyTurboJPEG 2.x needs libjpeg-turbo >= 3), docs/data_loading.md.
         'turbojpeg': ['PyTurboJPEG<2'],

@@ -2,14 +2,15 @@
 
 Usage::
 
-    python tools/benchmark.py CONFIG [--mode lpt|multitask|deploy] \\
+    python tools/benchmark.py CONFIG [--mode lpt|multitask|deploy|serve] \\
         [--phase1-config CFG1] [--batch-size 32] [--infer-batch-size 64] \\
         [--iters 10] [--warmup 3] [--device cpu|cuda] [--amp none|fp16|bf16] \\
         [--img-size H [W]] [--threads N] [--seed 0] [--json OUT] \\
         [--tasks 1 4 16] [--servings shared separate] [--compare single own] \\
         [--backends eager compile onnxruntime] \\
         [--batch-sizes 1 32] [--phases 1 2] [--rounds 3] [--min-run-time 1] \\
-        [--cfg-options k=v ...]
+        [--clients 1 4 16] [--requests 200] [--max-batch-size 16] \\
+        [--batch-wait-timeout-s 0.01] [--cfg-options k=v ...]
 
 CONFIG is a phase-2 (``LPTClassifier``) config; models get random weights.
 """
@@ -37,7 +38,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         'checkpoint sizes, training and inference speed and memory '
         '(--mode lpt); N tasks on one backbone vs N full models (--mode '
         'multitask); eager / torch.compile / ONNX Runtime on the CPU '
-        '(--mode deploy).')
+        '(--mode deploy); the HTTP server under concurrent clients (--mode '
+        'serve).')
     parser.add_argument('config', help='phase-2 (LPTClassifier) config')
     parser.add_argument('--mode', choices=MODES, default='lpt')
     parser.add_argument(
@@ -121,6 +123,24 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         default=1.,
         help='seconds of timed calls per figure (deploy)')
     parser.add_argument(
+        '--clients',
+        type=int,
+        nargs='+',
+        default=[1, 4, 16],
+        help='concurrent HTTP clients (serve)')
+    parser.add_argument(
+        '--requests', type=int, default=200, help='requests per run (serve)')
+    parser.add_argument(
+        '--max-batch-size',
+        type=int,
+        default=16,
+        help="the server's --max-batch-size (serve)")
+    parser.add_argument(
+        '--batch-wait-timeout-s',
+        type=float,
+        default=0.01,
+        help="the server's --batch-wait-timeout-s (serve)")
+    parser.add_argument(
         '--cfg-options',
         nargs='+',
         action=DictAction,
@@ -136,6 +156,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         parser.error('--threads must be >= 1.')
     if args.rounds < 1:
         parser.error('--rounds must be >= 1.')
+    if min(args.clients) < 1 or args.requests < 1 or args.max_batch_size < 1:
+        parser.error('--clients, --requests, --max-batch-size must be >= 1.')
     if min(args.tasks) < 1 or min(args.batch_sizes) < 1:
         parser.error('--tasks and --batch-sizes must be >= 1.')
     if args.img_size is not None and (len(args.img_size) > 2

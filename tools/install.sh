@@ -7,8 +7,8 @@
 # PYTHON picks the interpreter (default python3), VENV the folder (.venv).
 # Idempotent: when VENV was set up by this very script and setup.py (a
 # stamp of their sha256, MMCV and STACK), it returns at once; otherwise it
-# (re)installs. Installs the package editable with the `tests`, `deploy` and
-# `dev` (style tools) extras.
+# (re)installs. Installs the package editable with the `tests`, `deploy`,
+# `serve` (the multi-task server) and `dev` (style tools) extras.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
@@ -55,7 +55,7 @@ else
 fi
 # setup.py asks for the stack it finds installed (see its
 # openmmlab_requirements); on a fresh venv that is upstream's.
-$PIP install --quiet -e '.[tests,deploy,dev]'
+$PIP install --quiet -e '.[tests,deploy,serve,dev]'
 "$VENV/bin/python" -W ignore -c "import lpt_mmpretrain, mmpretrain, mmengine, torch; \
 print('lpt_mmpretrain', lpt_mmpretrain.__version__, '| mmpretrain', \
 mmpretrain.__version__, '| mmengine', mmengine.__version__, '| torch', \

@@ -21,7 +21,7 @@ from .measure import can_isolate, run_isolated
 
 __all__ = ['MODES', 'make_setup', 'run_benchmark']
 
-MODES = ('lpt', 'multitask', 'deploy')
+MODES = ('lpt', 'multitask', 'deploy', 'serve')
 
 
 def make_setup(args: argparse.Namespace) -> dict:
@@ -137,6 +137,27 @@ def run_deploy(args: argparse.Namespace, setup: dict, _call) -> tuple:
     })
 
 
+def run_serve(args: argparse.Namespace, setup: dict, _call) -> tuple:
+    """``--mode serve``: the HTTP server (a subprocess) under load."""
+    from .serve import measure_server, serve_rows
+    load = os.getloadavg()
+    results = measure_server(setup, args.config, args.tasks, args.clients,
+                             args.requests, args.max_batch_size,
+                             args.batch_wait_timeout_s)
+    meta = dict(
+        server=f'tools/deployment/serve.py, --max-batch-size '
+        f'{args.max_batch_size} --batch-wait-timeout-s '
+        f'{args.batch_wait_timeout_s}, one replica, local Ray (1 CPU)',
+        requests=f'{args.requests} per run, request j: task j % N, a '
+        f'random {setup["img_size"][0]} px PNG, raw bytes, keep-alive '
+        'connections',
+        baseline='the same requests one by one, decoded and passed to task '
+        "0's own model in ImageClassificationInferencer (no HTTP)",
+        load_average=f'{" / ".join(f"{x:.2f}" for x in load)} (start), '
+        f'{" / ".join(f"{x:.2f}" for x in os.getloadavg())} (end)')
+    return meta, serve_rows(results), dict(runs=results)
+
+
 def run_benchmark(args: argparse.Namespace) -> Tuple[dict, List[tuple], dict]:
     """Run ``args.mode`` with the options of ``tools/benchmark.py``.
 
@@ -162,8 +183,10 @@ def run_benchmark(args: argparse.Namespace) -> Tuple[dict, List[tuple], dict]:
         return result
 
     mode_meta, rows, extra = dict(
-        lpt=run_lpt, multitask=run_multitask,
-        deploy=run_deploy)[args.mode](args, setup, call)
+        lpt=run_lpt,
+        multitask=run_multitask,
+        deploy=run_deploy,
+        serve=run_serve)[args.mode](args, setup, call)
 
     device_name = (
         torch.cuda.get_device_name(device) if device.type == 'cuda' else
@@ -185,7 +208,7 @@ def run_benchmark(args: argparse.Namespace) -> Tuple[dict, List[tuple], dict]:
     if args.mode != 'lpt':
         meta.pop('phase1_config')
         meta.pop('amp')
-    if args.mode == 'deploy':
+    if args.mode in ('deploy', 'serve'):
         meta.pop('memory')  # not measured
 
     return meta, rows, extra
