@@ -24,7 +24,7 @@ from fixtures.fake_cifar import accept_fake_cifar, write_fake_cifar
 from mmengine.config import Config
 from mmengine.dataset import Compose, pseudo_collate
 from mmengine.registry import init_default_scope
-from mmpretrain.datasets import CIFAR10
+from mmpretrain.datasets import CIFAR10, CustomDataset
 from mmpretrain.registry import DATASETS, MODELS, TRANSFORMS
 
 import lpt_mmpretrain  # noqa: F401
@@ -100,6 +100,25 @@ def _fake_files(root: Path, ds: dict, cls: type, ext: str) -> dict:
     return ds
 
 
+def _fake_custom(root: Path, ds: dict, ext: str) -> dict:
+    """MMPretrain's CustomDataset layout the config reads (a folder per
+    class, or an annotation file), two classes of one image each."""
+    ds = copy.deepcopy(ds)
+    ds['data_root'] = str(root)
+    prefix = root / ds.get('data_prefix', '')
+    names = ['c0', 'c1']
+    if ds.get('ann_file'):
+        _write_image(prefix / f'img.{ext}', ext)
+        ann = root / ds['ann_file']
+        ann.parent.mkdir(parents=True, exist_ok=True)
+        ann.write_text(''.join(f'img.{ext} {i}\n' for i in range(2)))
+        ds['classes'] = names
+    else:
+        for name in names:
+            _write_image(prefix / name / f'img.{ext}', ext)
+    return ds
+
+
 def _cases(ds: dict, tmp_path: Path, cifar_roots: dict):
     """(label, data set config, kind) for the fakes of this data set."""
     cls = DATASETS.get(ds['type'])
@@ -116,6 +135,9 @@ def _cases(ds: dict, tmp_path: Path, cifar_roots: dict):
             yield ext, _fake_files(tmp_path / ext, ds, cls, ext), ext
     elif issubclass(cls, INat2018):
         yield 'jpg', _fake_files(tmp_path / 'jpg', ds, cls, 'jpg'), 'jpg'
+    elif issubclass(cls, CustomDataset):  # the own-data templates
+        for ext in ('jpg', 'png'):
+            yield ext, _fake_custom(tmp_path / ext, ds, ext), ext
     elif 'data_root' not in ds:  # data sets in memory, e.g. DigitsLT
         yield 'memory', ds, 'memory'
     else:

@@ -283,3 +283,35 @@ def test_class_distribution_tool(tree, tmp_path, capsys):
     assert 'many > 100: 0' in printed and 'empty: many' in printed
     assert 'suggested thresholds: many_shot_thr=' in printed
     assert out.stat().st_size > 10000
+
+
+def test_evaluated_long_tail_sets_give_their_training_counts(tmp_path):
+    """With no counts in the checkpoint, a test split of this package that
+    records the training counts (train_ann_file, or a data set in memory)
+    gives them; a split file without train_ann_file (its own counts) does
+    not."""
+    from types import SimpleNamespace
+
+    from lpt_mmpretrain.datasets import DigitsLT, SplitFileLTDataset
+    from lpt_mmpretrain.engine.hooks.class_counts_hook import \
+        _recorded_training_counts
+    (tmp_path / 'a.png').write_bytes(b'')
+    (tmp_path / 'test.txt').write_text('a.png 0\na.png 1\n')
+    (tmp_path / 'train.txt').write_text('a.png 0\na.png 0\na.png 0\na.png 1\n')
+
+    def loops(dataset):
+        return [('test',
+                 SimpleNamespace(dataloader=SimpleNamespace(dataset=dataset)))]
+
+    def split(**kwargs):
+        return SplitFileLTDataset(
+            'test.txt', data_root=str(tmp_path), check_files=False, **kwargs)
+
+    counts, _, source = _recorded_training_counts(
+        loops(split(train_ann_file='train.txt')))
+    assert counts == [3, 1] and 'SplitFileLTDataset' in source
+    assert _recorded_training_counts(loops(split())) == (None, None, None)
+    digits = DigitsLT(split='test')
+    counts, _, _ = _recorded_training_counts(loops(digits))
+    assert counts == digits.metainfo['cls_num_list'] and \
+        counts != [30] * 10  # the training profile, not the test split's

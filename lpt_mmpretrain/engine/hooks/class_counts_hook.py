@@ -7,6 +7,7 @@ from mmengine.model import is_model_wrapper
 from mmengine.runner import BaseLoop
 from mmpretrain.registry import DATASETS, HOOKS
 
+from ...datasets.long_tail_mixin import LongTailMixin
 from ...datasets.stream_index_dataset import StreamIndexDataset
 from ...datasets.training_counts import (check_same_classes, checkpoint_counts,
                                          dataset_classes, training_counts)
@@ -36,7 +37,10 @@ class ClassCountsHook(Hook):
       ``test.py``: no training loader): the counts come from the checkpoint's
       meta (:func:`~lpt_mmpretrain.datasets.checkpoint_counts`: full files
       carry the training metainfo, prompt-only files ``cls_num_list`` and
-      ``classes``), else from the config's ``train_dataloader.dataset``.
+      ``classes``), else from an evaluated long-tailed data set of this
+      package (its ``metainfo['cls_num_list']`` holds the training counts
+      whatever its split, e.g. ``PlacesLT`` with ``train_ann_file``), else
+      from the config's ``train_dataloader.dataset``.
 
     The hook has no arguments; add ``dict(type='ClassCountsHook')`` to
     ``custom_hooks``.
@@ -118,6 +122,8 @@ class ClassCountsHook(Hook):
         if counts is None and isinstance(train_loop, BaseLoop):
             return  # training: before_train gives this run's counts
         if counts is None:
+            counts, classes, source = _recorded_training_counts(loops)
+        if counts is None:
             train_cfg = runner.cfg.get('train_dataloader')
             if not train_cfg or not train_cfg.get('dataset'):
                 return  # LongTailAccuracy raises with the fix
@@ -171,6 +177,24 @@ def check_num_classes(head_classes: Optional[int], num_classes: int,
         f'{head_classes} classes. Set model.head.num_classes={num_classes} '
         f'(e.g. --cfg-options model.head.num_classes={num_classes}), or fix '
         'the class list of the data.')
+
+
+def _recorded_training_counts(loops):
+    """``(counts, classes, source)`` of the first evaluated data set that
+    records its training counts, else Nones: a :class:`LongTailMixin` data
+    set, file-based ones only with a ``train_ann_file`` (without one, a
+    split file's counts are its own)."""
+    for split, loop in loops:
+        dataset = loop.dataloader.dataset
+        counts = getattr(dataset, 'metainfo', {}).get('cls_num_list')
+        own_counts = hasattr(dataset, 'train_ann_file') and \
+            dataset.train_ann_file is None
+        if isinstance(dataset, LongTailMixin) and counts is not None \
+                and not own_counts:
+            return ([int(c) for c in counts], dataset_classes(dataset),
+                    f"the {split} data set's metainfo['cls_num_list'] "
+                    f'({type(dataset).__name__}: training counts)')
+    return None, None, None
 
 
 def _eval_loops(runner):
