@@ -12,7 +12,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 PNG_SIGNATURE = b'\x89PNG\r\n\x1a\n'
 
-from conftest import load_tool  # noqa: E402
+from conftest import DEMO_OUTPUT, load_tool  # noqa: E402
 
 
 @pytest.fixture(scope='module')
@@ -101,6 +101,34 @@ def test_plot_cli_errors(plot, tmp_path):
         plot.main(
             ['--counts', '3', '2', '--counts-out',
              str(tmp_path / 'x.jpg')])
+
+
+def test_per_class_figure_axes(monkeypatch):
+    """Plain numbers on the log axis (2, 5, 10, not 2x10^0) and the legend
+    below the axes, off the data."""
+    import matplotlib
+
+    from lpt_tools import plots
+    drawn = {}
+
+    def keep(fig, out):
+        fig.canvas.draw()
+        drawn['fig'] = fig
+
+    monkeypatch.setattr(plots, '_save', keep)
+    counts = np.array([40, 30, 20, 12, 8, 5, 3, 2])
+    plots.plot_accuracy_vs_count(
+        [np.linspace(0, 100, 8)] * 2, ['a', 'b'],
+        counts,
+        'x.png',
+        thresholds=(20, 6, False))
+    ax = drawn['fig'].axes[0]
+    labels = [t.get_text() for t in ax.get_xticklabels() if t.get_text()]
+    assert labels and all(label.isdigit() for label in labels), labels
+    renderer = drawn['fig'].canvas.get_renderer()
+    legend = ax.get_legend().get_window_extent(renderer)
+    assert legend.y1 <= ax.get_window_extent(renderer).y0
+    matplotlib.pyplot.close(drawn['fig'])
 
 
 @pytest.mark.slow
@@ -198,24 +226,17 @@ def test_arguments(demo):
 # the demo, end to end
 # --------------------------------------------------------------------- #
 @pytest.mark.slow
-@pytest.mark.timeout(1200)
-def test_demo_quick(tmp_path):
-    work_dir = tmp_path / 'demo'
-    proc = subprocess.run([
-        sys.executable, 'tools/demo.py', '--quick', '--work-dir',
-        str(work_dir), '--seeds', '3'
-    ],
-                          cwd=ROOT,
-                          capture_output=True,
-                          text=True)
-    out = proc.stdout
-    assert proc.returncode == 0, out[-3000:] + proc.stderr[-3000:]
-    assert 'MultiScaleDeformableAttention' not in proc.stderr
+def test_demo_quick(user_tree):
+    """The README's first command in its quick mode (the run of
+    conftest.user_tree: seed 0, one step at a time)."""
+    work_dir = user_tree / 'work_dirs' / 'demo'
+    out = (user_tree / DEMO_OUTPUT).read_text()
+    assert 'MultiScaleDeformableAttention' not in out
     assert '[100%]' in out and 'ETA' in out  # the progress line
     rows = [line for line in out.splitlines() if line.startswith('| ')]
     # per-seed table (header + 3 rows), mean table (header + 3 rows)
     assert len(rows) == 8, rows
-    assert rows[1].startswith('| 3 | baseline')
+    assert rows[1].startswith('| 0 | baseline')
     expected = {'baseline': 6500, 'LPT phase 1': 8320, 'LPT phase 2': 16640}
     for row, (title, trainable) in zip(rows[5:], expected.items()):
         cells = [c.strip() for c in row.strip('|').split('|')]
@@ -224,8 +245,8 @@ def test_demo_quick(tmp_path):
     assert 'QUICK MODE' in out
 
     results = json.loads((work_dir / 'results.json').read_text())
-    assert results['seeds'] == [3] and results['quick'] is True
-    rows = results['runs']['3']
+    assert results['seeds'] == [0] and results['quick'] is True
+    rows = results['runs']['0']
     assert list(rows) == ['baseline', 'phase1', 'phase2']
     for key, row in rows.items():
         assert set(row['metrics']) >= {
@@ -236,8 +257,13 @@ def test_demo_quick(tmp_path):
         # the LPT rows were tested from their prompt-only checkpoints
         assert row['checkpoint'].endswith('_prompts.pth') == (
             key != 'baseline')
-    seed_dir = work_dir / 'seed_3'
+    seed_dir = work_dir / 'seed_0'
     assert is_png(seed_dir / 'per_class_accuracy.png')
     assert is_png(seed_dir / 'class_counts.png')
     assert (seed_dir / 'logs' / 'train_phase2.log').is_file()
     assert (work_dir / 'results.md').read_text().count('| ') >= 8
+    # test images of the head, a middle and the tail class, named by class
+    images = sorted(p.name for p in (work_dir / 'images').glob('*.png'))
+    assert [n.split('_')[0] for n in images] == ['few', 'many', 'medium']
+    assert all(is_png(work_dir / 'images' / n) for n in images)
+    assert 'images/many_' in out  # the demo names them

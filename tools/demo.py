@@ -36,7 +36,7 @@ warnings.filterwarnings(
 from lpt_mmpretrain.evaluation import GROUPS  # noqa: E402
 from lpt_mmpretrain.evaluation import shot_group_convention, shot_group_masks
 from lpt_tools.configs import build_untrained_model  # noqa: E402
-from lpt_tools.configs import counts_from_config
+from lpt_tools.configs import counts_from_config, write_test_images
 from lpt_tools.demo_steps import clock  # noqa: E402
 from lpt_tools.demo_steps import (DemoError, Progress, last_checkpoint,
                                   run_child, wait_all)
@@ -248,6 +248,7 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
             for s, r in runs.items()
         })
     os.makedirs(args.work_dir, exist_ok=True)
+    images = write_test_images(MODELS[2][2], osp.join(args.work_dir, 'images'))
     with open(osp.join(args.work_dir, 'results.md'), 'w') as f:
         f.write(text)
     with open(osp.join(args.work_dir, 'results.json'), 'w') as f:
@@ -255,7 +256,8 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     print(
         '\n' + text + f'\nTables: {osp.relpath(args.work_dir)}/results.md'
         f', results.json; figures: seed_N/per_class_accuracy.png, '
-        'class_counts.png',
+        f'class_counts.png; test images to try the tools on: '
+        f'{", ".join(osp.relpath(p) for p in images)}',
         flush=True)
     return results
 

@@ -1,5 +1,7 @@
 """What the tools read out of a config: the config itself, its model built
 with random weights, and its training class counts and shot thresholds."""
+import os
+import os.path as osp
 from typing import List, Optional, Tuple, Union
 
 import numpy as np
@@ -14,7 +16,7 @@ from lpt_mmpretrain.evaluation import LongTailAccuracy
 
 __all__ = [
     'load_config', 'build_untrained_model', 'counts_from_config',
-    'split_label_counts'
+    'split_label_counts', 'write_test_images'
 ]
 
 
@@ -106,3 +108,36 @@ def split_label_counts(config: Union[str, Config],
     dataset = _annotations_only(cfg[split].dataset)
     labels = dataset_labels(dataset)
     return np.bincount(labels, minlength=len(counts)).tolist()
+
+
+def write_test_images(config: str, out_dir: str) -> List[str]:
+    """One test image of the most frequent, the median and the least
+    frequent training class, as PNG files named ``<group>_<class>.png``:
+    something to run the inference tools on.
+
+    The config's test data set must hold its images in memory (``img``
+    arrays, as DigitPairsLT and DigitsLT do).
+
+    Returns:
+        list: The files written.
+    """
+    import mmcv
+    counts, classes, thresholds = counts_from_config(config)
+    cfg = load_config(config)
+    dataset = _annotations_only(cfg.test_dataloader.dataset)
+    labels = dataset_labels(dataset)
+    order = np.argsort(counts, kind='stable')
+    picks = (('many', order[-1]), ('medium', order[len(order) // 2]),
+             ('few', order[0]))
+    os.makedirs(out_dir, exist_ok=True)
+    written = []
+    for group, label in picks:
+        info = dataset.get_data_info(int(np.flatnonzero(labels == label)[0]))
+        if 'img' not in info:
+            raise ValueError(f'{config}: the test data set reads image files '
+                             '(no `img` in its samples); use those files.')
+        name = classes[label] if classes else str(label)
+        path = osp.join(out_dir, f'{group}_{name}.png')
+        mmcv.imwrite(info['img'], path)  # gray, so BGR / RGB alike
+        written.append(path)
+    return written

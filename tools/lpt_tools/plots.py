@@ -15,8 +15,8 @@ from lpt_mmpretrain.evaluation import GROUPS  # noqa: E402
 from lpt_mmpretrain.evaluation import shot_group_convention, shot_group_masks
 
 __all__ = [
-    'plot_accuracy_vs_count', 'plot_class_counts', 'plot_pool_selection',
-    'plot_grid'
+    'plain_log_ticks', 'plot_accuracy_vs_count', 'plot_class_counts',
+    'plot_pool_selection', 'plot_grid'
 ]
 
 # Class-by-class lines are readable up to about this many classes; above it
@@ -32,6 +32,15 @@ def _moving_average(values: np.ndarray, window: int) -> np.ndarray:
     nums = np.convolve(valid.astype(float), kernel, mode='same')
     with np.errstate(invalid='ignore', divide='ignore'):
         return sums / nums
+
+
+def plain_log_ticks(axis) -> None:
+    """Ticks of a log axis at 1, 2, 5 x 10^k, written as plain numbers."""
+    axis.set_major_locator(
+        matplotlib.ticker.LogLocator(base=10, subs=(1., 2., 5.)))
+    axis.set_major_formatter(
+        matplotlib.ticker.FuncFormatter(lambda v, _: f'{v:g}'))
+    axis.set_minor_formatter(matplotlib.ticker.NullFormatter())
 
 
 def plot_accuracy_vs_count(accuracies: Sequence[np.ndarray],
@@ -127,11 +136,17 @@ def plot_accuracy_vs_count(accuracies: Sequence[np.ndarray],
                     color='0.4',
                     fontsize=9)
     ax.set_xscale('log')
+    plain_log_ticks(ax.xaxis)
     ax.set_xlabel('training images of the class (log scale)')
     ax.set_ylabel('test top-1 accuracy of the class (%)')
     ax.set_ylim(-2, 102)
     ax.grid(True, which='both', alpha=0.3)
-    ax.legend(loc='lower right', fontsize=9, bbox_to_anchor=(1., 0.08))
+    # Below the axes: the lines fill the whole plot area.
+    ax.legend(
+        loc='upper center',
+        bbox_to_anchor=(0.5, -0.14),
+        fontsize=9,
+        frameon=False)
     if title:
         ax.set_title(title, pad=16 if few_classes and classes else 6)
     fig.tight_layout()
@@ -198,11 +213,7 @@ def plot_class_counts(counts: Sequence[int],
         ax.set_xlabel('class rank (sorted by training count)')
     if log_scale:
         ax.set_yscale('log')
-        ax.yaxis.set_major_locator(
-            matplotlib.ticker.LogLocator(base=10, subs=(1., 2., 5.)))
-        plain = matplotlib.ticker.FuncFormatter(lambda v, _: f'{v:g}')
-        ax.yaxis.set_major_formatter(plain)
-        ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        plain_log_ticks(ax.yaxis)
         if thresholds is not None:
             for g in GROUPS:
                 where = np.flatnonzero(masks[g])
