@@ -1,6 +1,7 @@
 """The pages' examples run as written: every block marked
 ``<!-- example: NAME -->`` runs (blocks of one name in page order, shell
-with ``bash -e``, Python with this interpreter as ``python``) in a user's
+in one ``bash -euo pipefail`` script, as in one terminal, Python blocks
+through this interpreter as ``python``) in a user's
 clone after the README's first command (``conftest.user_tree``: the demo's
 outputs under work_dirs/demo). Every other shell or Python block says why
 it does not run here (``<!-- not run: REASON -->``)."""
@@ -39,26 +40,42 @@ def test_examples_found():
     assert any(n.startswith('README.md:') for n in names), names
 
 
-def _run(block, cwd, env):
-    if block.lang == 'python':
-        cmd = [sys.executable, '-c', block.text]
-    elif block.lang in ('bash', 'sh', 'shell', 'console'):
-        cmd = ['bash', '-euo', 'pipefail', '-c', block.text]
-    else:
-        raise AssertionError(f'line {block.line}: an example must be a shell '
-                             f'or Python block, not {block.lang!r}')
-    proc = subprocess.run(
-        cmd,
-        cwd=cwd,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        timeout=600)
+def _run(blocks, cwd, env):
+    script = docs.example_script(blocks)
+    proc = subprocess.run(['bash', '-euo', 'pipefail', '-c', script],
+                          cwd=cwd,
+                          env=env,
+                          stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT,
+                          text=True,
+                          timeout=1200)
     assert proc.returncode == 0, (
-        f'the block at line {block.line} failed ({proc.returncode}):\n'
-        f'{block.text}\n---\n{proc.stdout[-6000:]}')
+        f'the example failed ({proc.returncode}); the block is the last '
+        f'"### line N" below:\n{proc.stdout[-8000:]}')
     return proc.stdout
+
+
+def test_example_script_keeps_the_shell_state(tmp_path):
+    page = ('<!-- example: a -->\n```bash\nexport LPT_X=7\n```\n'
+            '<!-- example: a -->\n```python\nimport os\n'
+            'print("x =", os.environ["LPT_X"])\n```\n'
+            '<!-- example: a -->\n```bash\nfalse\necho never\n```\n')
+    script = docs.example_script(docs.examples(page)['a'])
+    proc = subprocess.run(['bash', '-euo', 'pipefail', '-c', script],
+                          cwd=tmp_path,
+                          env=dict(
+                              os.environ,
+                              PATH=os.pathsep.join([
+                                  str(Path(sys.executable).parent),
+                                  os.environ['PATH']
+                              ])),
+                          stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT,
+                          text=True)
+    assert proc.returncode == 1
+    assert proc.stdout.splitlines() == [
+        '### line 3', '### line 7', 'x = 7', '### line 12'
+    ]
 
 
 @pytest.mark.slow
@@ -73,5 +90,4 @@ def test_example_runs(example, user_tree):
             [str(Path(sys.executable).parent), os.environ['PATH']]),
         OMP_NUM_THREADS='1',
         PYTHONWARNINGS='ignore::UserWarning')
-    for block in blocks:
-        _run(block, user_tree, env)
+    _run(blocks, user_tree, env)

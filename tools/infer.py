@@ -67,11 +67,9 @@ def format_table(results: List[dict]) -> str:
 
 def main(argv: Optional[Sequence[str]] = None) -> List[dict]:
     args = parse_args(argv)
-    # With `--out -` stdout carries the JSON only: loading messages and the
-    # progress bar go to stderr.
-    quiet = contextlib.redirect_stdout(sys.stderr) if args.out == '-' \
-        else contextlib.nullcontext()
-    with quiet:
+    # stdout carries the results only (the table, or the JSON of `--out -`):
+    # loading messages and the progress bar go to stderr.
+    with contextlib.redirect_stdout(sys.stderr):
         from lpt_mmpretrain.apis import LPTClassifierInferencer, model_config
         config = (
             model_config(args.config, args.cfg_options)

@@ -15,7 +15,7 @@ from typing import Dict, Iterator, List, NamedTuple, Optional, Set
 
 __all__ = [
     'Block', 'doc_files', 'code_blocks', 'links', 'github_anchors',
-    'mkdocs_anchors', 'commands', 'examples', 'unmarked'
+    'mkdocs_anchors', 'commands', 'examples', 'example_script', 'unmarked'
 ]
 
 FENCE = re.compile(r'^(\s*)(`{3,}|~{3,})\s*([\w+-]*)')
@@ -193,6 +193,32 @@ def examples(text: str) -> Dict[str, List[Block]]:
         if block.example:
             found.setdefault(block.example, []).append(block)
     return found
+
+
+SHELLS = ('bash', 'sh', 'shell', 'console')
+HEREDOC = 'LPT_EXAMPLE_PYTHON'
+
+
+def example_script(blocks: List[Block], python: str = 'python') -> str:
+    """One bash script of an example's blocks, in order, as a reader runs
+    them in one terminal: what a shell block exports holds for the blocks
+    after it; a Python block is ``python - <<'HEREDOC'``. Each block is
+    announced on stderr (``### line N``) so a failure names its block."""
+    parts = []
+    for block in blocks:
+        parts.append(f'echo "### line {block.line}" >&2')
+        if block.lang == 'python':
+            if HEREDOC in block.text:
+                raise ValueError(f'line {block.line}: the block contains '
+                                 f'{HEREDOC}')
+            parts.append(f"{python} - <<'{HEREDOC}'\n{block.text}\n"
+                         f'{HEREDOC}')
+        elif block.lang in SHELLS:
+            parts.append(block.text)
+        else:
+            raise ValueError(f'line {block.line}: an example must be a shell '
+                             f'or Python block, not {block.lang!r}')
+    return '\n'.join(parts) + '\n'
 
 
 def unmarked(text: str) -> List[Block]:
