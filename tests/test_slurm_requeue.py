@@ -20,9 +20,18 @@ FAKES = {
     'echo "$@" > "$LOG/sbatch"\n',
     # srun: drop its options, run the command, remember the task's pid
     'srun': ('while [ "${1#--}" != "$1" ]; do shift; done\n'
+             'echo $$ > "$LOG/srun.pid"\n'
              '"$@" & echo $! > "$LOG/task.pid"; wait $!\n'),
+    # scancel: signal the task; return only once srun has ended (or is a
+    # zombie), so that the batch script's trap returns after srun is gone,
+    # the order that lost the tasks' status 75 before
     'scancel':
-    'echo "$@" >> "$LOG/scancel"; kill -TERM $(cat "$LOG/task.pid")\n',
+    ('echo "$@" >> "$LOG/scancel"; kill -TERM $(cat "$LOG/task.pid")\n'
+     'srun=$(cat "$LOG/srun.pid")\n'
+     'for _ in $(seq 100); do\n'
+     '    grep -qs "^State:[[:space:]]*[^Z]" /proc/$srun/status || break\n'
+     '    sleep 0.05\n'
+     'done\n'),
     'scontrol':
     'echo "$@" >> "$LOG/scontrol"\n',
     # the "python" of the task: record the arguments, wait for SIGTERM,

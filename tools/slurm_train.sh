@@ -91,12 +91,14 @@ srun --kill-on-bad-exit=1 ${SRUN_ARGS} \\
     "$PYTHON" -u "$TOOLS/train.py" "$CONFIG" --work-dir="$WORK_DIR" \\
     --launcher=slurm --resume "\$@" &
 SRUN_PID=\$!
-# \`wait\` returns early when the trap runs; wait until srun really ends
-while true; do
+# \`wait\` returns early (128 + the signal) when the trap runs: wait until
+# srun has ended, then once more for its status, which bash keeps (srun may
+# end while the trap runs)
+while kill -0 \$SRUN_PID 2>/dev/null; do
     wait \$SRUN_PID
-    STATUS=\$?
-    kill -0 \$SRUN_PID 2>/dev/null || break
 done
+wait \$SRUN_PID
+STATUS=\$?
 echo "training exited with status \$STATUS at \$(date)"
 if [ "\$STATUS" = "75" ] && [ "\$TIME_LIMIT_NEAR" = "1" ]; then
     echo "checkpoint saved before the time limit: requeueing"
