@@ -97,6 +97,38 @@ def pytest_unconfigure(config):
         del os.environ[_SHARED_ENV]
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_runtest_teardown(item, nextitem):
+    # After a test file (its module-scoped fixtures torn down): hand the
+    # freed heap back to the system, so that a worker's memory is what its
+    # current file holds, not the largest file it ran (the suite's budget is
+    # 3 GB for all its processes).
+    if nextitem is not None and nextitem.module is item.module:
+        return
+    import ctypes
+    import gc
+    gc.collect()
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL('libc.so.6').malloc_trim(0)
+
+
+def pytest_sessionfinish(session):
+    # pytest-xdist's controller imports the module of each warning category
+    # that a worker reports: a warning from torch would load torch there too.
+    config = session.config
+    if (not hasattr(config, 'workerinput')
+            and getattr(config.option, 'numprocesses', None)
+            and 'torch' in sys.modules):
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        writer = config.get_terminal_writer()
+        writer.line()
+        writer.line(
+            'conftest: the pytest-xdist controller imported torch (a worker '
+            'reported a warning whose category lives in torch: silence it '
+            'where the test causes it).',
+            red=True)
+
+
 def shared_dir(name):
     """``<the run's shared folder>/name``, created if missing."""
     path = Path(os.environ[_SHARED_ENV]) / name

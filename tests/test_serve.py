@@ -263,6 +263,20 @@ def _check_equal(answer, want):
 
 
 # --------------------------------------------------------------------------
+# Before the tests that start the server (the fixture starts it for the
+# first test that asks): its two short runs of the tool import torch, and
+# beside a running server they would add 0.6 GB to the suite's peak.
+def test_serve_tool_refuses_bad_arguments(files):
+    from conftest import run_python
+    tool = REPO_ROOT / 'tools' / 'deployment' / 'serve.py'
+    proc = run_python(tool, CONFIG, '--tasks', 'p1', check=False)
+    assert proc.returncode == 2 and 'NAME=PROMPT_FILE' in proc.stdout
+    proc = run_python(
+        tool, CONFIG, '--tasks', f'p1={files["missing"]}', check=False)
+    assert proc.returncode == 1
+    assert 'prompt-only file does not exist' in proc.stdout
+
+
 def test_concurrent_tasks_mixed_batches_own_answers(server, images, own):
     jobs = [(task, i, (k % 3 == 0)) for k, (task, i) in enumerate(
         (t, i) for i in range(len(images)) for t in ('p1', 'p2', 'p1b'))]
@@ -457,17 +471,6 @@ def test_bad_task_registrations(server, files, case):
     names = [t['name'] for t in server.request('GET', '/v1/tasks')[1]['tasks']]
     assert body['name'] not in names or case == 'name taken'
     assert server.request('GET', '/healthz')[0] == 200
-
-
-def test_serve_tool_refuses_bad_arguments(files):
-    from conftest import run_python
-    tool = REPO_ROOT / 'tools' / 'deployment' / 'serve.py'
-    proc = run_python(tool, CONFIG, '--tasks', 'p1', check=False)
-    assert proc.returncode == 2 and 'NAME=PROMPT_FILE' in proc.stdout
-    proc = run_python(
-        tool, CONFIG, '--tasks', f'p1={files["missing"]}', check=False)
-    assert proc.returncode == 1
-    assert 'prompt-only file does not exist' in proc.stdout
 
 
 def test_decode_image_equals_mmcv_imread(images):
