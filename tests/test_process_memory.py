@@ -8,19 +8,24 @@ from conftest import REPO_ROOT
 
 from lpt_tools.process_memory import descendants, run_sampled, tree_pss
 
-# A parent that starts a child holding 300 MB for 2 s, then exits 3.
-PARENT = textwrap.dedent('''
+# A child that holds 300 MiB (every page touched) for 2 s.
+CHILD = ('import time; b = bytearray(300 * 2**20); '
+         'b[::4096] = b"x" * len(b[::4096]); time.sleep(2)')
+# A parent that starts that child, then exits 3.
+PARENT = textwrap.dedent(f'''
     import subprocess, sys
-    child = subprocess.Popen([sys.executable, '-c',
-        'import time; b = bytearray(300 * 2**20); b[::4096] = b"x" * len(b[::4096]); time.sleep(2)'])
+    child = subprocess.Popen([sys.executable, '-c', {CHILD!r}])
     sys.exit(child.wait() + 3)
 ''')
 
 
 def test_tree_pss_finds_the_children():
-    proc = subprocess.Popen(
-        [sys.executable, '-c', 'import subprocess, sys; '
-         'subprocess.run([sys.executable, "-c", "import time; time.sleep(3)"])'])
+    sleeper = 'import time; time.sleep(3)'
+    proc = subprocess.Popen([
+        sys.executable, '-c',
+        f'import subprocess, sys; subprocess.run([sys.executable, "-c", '
+        f'{sleeper!r}])'
+    ])
     try:
         for _ in range(100):
             pids = descendants(proc.pid)
@@ -30,7 +35,7 @@ def test_tree_pss_finds_the_children():
         assert pids[0] == proc.pid and len(pids) == 2
         procs = tree_pss(proc.pid)
         assert {p.pid for p in procs} == set(pids)
-        assert any('time.sleep(3)' in p.cmd for p in procs)
+        assert any(sleeper in p.cmd for p in procs)
     finally:
         proc.kill()
         proc.wait()
@@ -58,9 +63,8 @@ def test_cli_reports_and_passes_the_exit_code(tmp_path):
     assert 'summed PSS: peak 0.3' in proc.stdout, proc.stdout
     assert 'bytearray' in proc.stdout
     assert len(series.read_text().splitlines()) > 5
-    bad = subprocess.run([
-        sys.executable, REPO_ROOT / 'tools' / 'misc' / 'process_memory.py'
-    ],
-                         capture_output=True,
-                         text=True)
+    bad = subprocess.run(
+        [sys.executable, REPO_ROOT / 'tools' / 'misc' / 'process_memory.py'],
+        capture_output=True,
+        text=True)
     assert bad.returncode == 2 and 'give the command' in bad.stderr
