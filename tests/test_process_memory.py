@@ -3,6 +3,7 @@ memory is the summed PSS of a process and its descendants."""
 import subprocess
 import sys
 import textwrap
+import time
 
 from conftest import REPO_ROOT
 
@@ -31,7 +32,7 @@ def test_tree_pss_finds_the_children():
             pids = descendants(proc.pid)
             if len(pids) == 2:
                 break
-            subprocess.run(['sleep', '0.05'])
+            time.sleep(0.05)
         assert pids[0] == proc.pid and len(pids) == 2
         procs = tree_pss(proc.pid)
         assert {p.pid for p in procs} == set(pids)
